@@ -1,0 +1,238 @@
+/* The portable GEMM driver (BLIS-style): blocking, packing, edge tiles, the
+ * zero-point correction and the split over threads are written once here;
+ * each ISA contributes only microkernels and packers (kernel_table.h).
+ *
+ * Loop nest of one task (a block of C of at most MC x NC):
+ *   for pc in K by KC:           pack B[pc:pc+KC, block columns] -> NR panels
+ *     pack A[block rows, pc:pc+KC]                              -> MR panels
+ *     for each NR panel, for each MR panel: microkernel(MR x NR tile)
+ * Tasks are independent blocks of C, so threads never share an output. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernel_table.h"
+#include "pack.h"
+#include "threadpool.h"
+
+typedef struct gemm_job {
+  const i8t_gemm_ukernel *uk;
+  size_t M, N, K, kc;
+  size_t mc, nc;          /* task block */
+  size_t tasks_n;         /* tasks along N */
+  i8t_pack_src a, b;      /* shifts already set for the packed formats */
+  int32_t *c32;           /* int32 output (u8s8, s8s8), or */
+  int64_t *c64;           /* int64 output (s16u8): KC blocks summed in int64 */
+  size_t ldc;
+  const int32_t *col_corr; /* subtracted from every row of C; NULL = none */
+} gemm_job;
+
+static size_t a_block_bytes(const gemm_job *j) {
+  return I8T_ROUND_UP(j->mc, j->uk->mr) * I8T_ROUND_UP(j->kc, j->uk->kr) *
+         i8t_pack_elem_size(j->uk->a_elem);
+}
+static size_t b_block_bytes(const gemm_job *j) {
+  return I8T_ROUND_UP(j->nc, j->uk->nr) * I8T_ROUND_UP(j->kc, j->uk->kr) *
+         i8t_pack_elem_size(j->uk->b_elem);
+}
+static size_t tile_bytes(const gemm_job *j) {
+  return (size_t)j->uk->mr * j->uk->nr * sizeof(int32_t);
+}
+static size_t scratch_bytes(const gemm_job *j) {
+  return a_block_bytes(j) + b_block_bytes(j) + tile_bytes(j) + 128;
+}
+
+static i8t_pack_src offset_src(const i8t_pack_src *s, size_t r, size_t c) {
+  i8t_pack_src o = *s;
+  o.data = (const char *)s->data +
+           (r * s->row_stride + c * s->col_stride) * i8t_pack_elem_size(s->elem);
+  return o;
+}
+
+/* One MR x NR tile (m x n valid) of a KC block. Full int32 tiles go straight
+ * to C; edge tiles and int64 outputs go through `tile`. */
+static void run_tile(const gemm_job *j, const void *ap, const void *bp, size_t kc_pad,
+                     size_t row, size_t col, size_t m, size_t n, int first_k,
+                     int32_t *tile) {
+  const i8t_gemm_ukernel *uk = j->uk;
+  if (j->c32 && m == uk->mr && n == uk->nr) {
+    uk->run(kc_pad, ap, bp, j->c32 + row * j->ldc + col, j->ldc, !first_k);
+    return;
+  }
+  uk->run(kc_pad, ap, bp, tile, uk->nr, 0);
+  for (size_t r = 0; r < m; r++) {
+    const int32_t *t = tile + r * uk->nr;
+    if (j->c32) {
+      int32_t *c = j->c32 + (row + r) * j->ldc + col;
+      for (size_t x = 0; x < n; x++) c[x] = first_k ? t[x] : (int32_t)((uint32_t)c[x] + (uint32_t)t[x]);
+    } else {
+      int64_t *c = j->c64 + (row + r) * j->ldc + col;
+      for (size_t x = 0; x < n; x++) c[x] = first_k ? t[x] : c[x] + t[x];
+    }
+  }
+}
+
+static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
+  const gemm_job *j = arg;
+  const i8t_gemm_ukernel *uk = j->uk;
+  (void)worker;
+  size_t row0 = (task / j->tasks_n) * j->mc, col0 = (task % j->tasks_n) * j->nc;
+  size_t mb = I8T_MIN(j->mc, j->M - row0), nb = I8T_MIN(j->nc, j->N - col0);
+  char *apack = scratch;
+  char *bpack = apack + I8T_ROUND_UP(a_block_bytes(j), 64);
+  int32_t *tile = (int32_t *)(bpack + I8T_ROUND_UP(b_block_bytes(j), 64));
+  i8t_pack_a_fn pack_a = uk->pack_a ? uk->pack_a : i8t_pack_a_portable;
+  i8t_pack_b_fn pack_b = uk->pack_b ? uk->pack_b : i8t_pack_b_portable;
+  size_t a_esize = i8t_pack_elem_size(uk->a_elem), b_esize = i8t_pack_elem_size(uk->b_elem);
+
+  for (size_t pc = 0; pc < j->K; pc += j->kc) {
+    size_t kb = I8T_MIN(j->kc, j->K - pc), kc_pad = I8T_ROUND_UP(kb, uk->kr);
+    i8t_pack_src bs = offset_src(&j->b, pc, col0), as = offset_src(&j->a, row0, pc);
+    pack_b(uk, &bs, kb, nb, bpack);
+    pack_a(uk, &as, mb, kb, apack);
+    for (size_t jr = 0; jr < nb; jr += uk->nr) {
+      const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
+      for (size_t ir = 0; ir < mb; ir += uk->mr) {
+        const char *ap = apack + (ir / uk->mr) * kc_pad * uk->mr * a_esize;
+        run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
+                 I8T_MIN(uk->nr, nb - jr), pc == 0, tile);
+      }
+    }
+  }
+  if (j->col_corr) {
+    for (size_t r = 0; r < mb; r++) {
+      int32_t *c = j->c32 + (row0 + r) * j->ldc + col0;
+      for (size_t x = 0; x < nb; x++)
+        c[x] = (int32_t)((uint32_t)c[x] - (uint32_t)j->col_corr[col0 + x]);
+    }
+  }
+}
+
+typedef struct task_adapter {
+  gemm_job *job;
+  i8t_context *ctx;
+} task_adapter;
+
+static void gemm_task_in_pool(void *arg, size_t task, int worker) {
+  task_adapter *t = arg;
+  gemm_task(t->job, task, worker, i8t_context_scratch(t->ctx, worker, scratch_bytes(t->job)));
+}
+
+/* Splits C into blocks: the ukernel's MC x NC, shrunk (in whole tiles) until
+ * there are a few tasks per worker so that threads stay balanced. */
+static void choose_blocks(gemm_job *j, int threads) {
+  const i8t_gemm_ukernel *uk = j->uk;
+  j->mc = I8T_ROUND_UP(I8T_MIN((size_t)(uk->mc ? uk->mc : 192), j->M), uk->mr);
+  j->nc = I8T_ROUND_UP(I8T_MIN((size_t)(uk->nc ? uk->nc : 512), j->N), uk->nr);
+  size_t want = threads > 1 ? (size_t)threads * 4 : 1;
+  for (;;) {
+    size_t tasks = ((j->M + j->mc - 1) / j->mc) * ((j->N + j->nc - 1) / j->nc);
+    if (tasks >= want) break;
+    if (j->mc > 4 * (size_t)uk->mr) j->mc = I8T_ROUND_UP(j->mc / 2, uk->mr);
+    else if (j->nc > (size_t)uk->nr) j->nc = I8T_ROUND_UP(j->nc / 2, uk->nr);
+    else break;
+  }
+  j->tasks_n = (j->N + j->nc - 1) / j->nc;
+}
+
+static i8t_status run_job(i8t_context *ctx, gemm_job *j) {
+  int threads = i8t_context_threads(ctx);
+  choose_blocks(j, threads);
+  size_t tasks = ((j->M + j->mc - 1) / j->mc) * j->tasks_n;
+  if (ctx) {
+    task_adapter t = {j, ctx};
+    i8t_parallel_for(ctx, tasks, gemm_task_in_pool, &t);
+    return I8T_OK;
+  }
+  void *scratch = i8t_aligned_alloc(scratch_bytes(j));
+  if (!scratch) return i8t_error(I8T_ERR_NO_MEMORY, "GEMM scratch of %zu bytes", scratch_bytes(j));
+  for (size_t t = 0; t < tasks; t++) gemm_task(j, t, 0, scratch);
+  i8t_aligned_free(scratch);
+  return I8T_OK;
+}
+
+/* Largest KC whose int32 partial sums cannot overflow when every packed
+ * product is at most max_product in magnitude. */
+static size_t overflow_safe_kc(size_t want, int64_t max_product, unsigned kr) {
+  size_t limit = (size_t)(INT32_MAX / max_product);
+  limit = limit / kr * kr;
+  return I8T_MAX((size_t)kr, I8T_MIN(want, limit));
+}
+
+static i8t_status check_common(size_t M, size_t N, size_t K, const void *a, const void *b,
+                               const void *c, size_t ldc) {
+  if (!a || !b || !c) return i8t_error(I8T_ERR_INVALID_ARG, "GEMM: NULL operand");
+  if (M == 0 || N == 0 || K == 0)
+    return i8t_error(I8T_ERR_SHAPE, "GEMM: empty shape M=%zu N=%zu K=%zu", M, N, K);
+  if (ldc < N) return i8t_error(I8T_ERR_SHAPE, "GEMM: ldc=%zu < N=%zu", ldc, N);
+  return I8T_OK;
+}
+
+/* colsum(B)[n] * factor over the whole K, for the int8-packed A correction. */
+static int32_t *column_correction(const i8t_pack_src *b, size_t K, size_t N, int32_t factor) {
+  int32_t *corr = malloc(N * sizeof *corr);
+  if (!corr) return NULL;
+  const int8_t *p = b->data;
+  for (size_t n = 0; n < N; n++) {
+    int32_t sum = 0;
+    for (size_t k = 0; k < K; k++) sum += p[k * b->row_stride + n * b->col_stride];
+    corr[n] = (int32_t)((uint32_t)sum * (uint32_t)factor);
+  }
+  return corr;
+}
+
+/* u8s8 and s8s8 share everything but the source type and zero point of A. */
+static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, size_t M,
+                               size_t N, size_t K, i8t_matrix A, i8t_pack_elem a_src,
+                               int32_t a_zp, i8t_matrix B, int32_t *C, size_t ldc) {
+  i8t_status st = check_common(M, N, K, A.data, B.data, C, ldc);
+  if (st) return st;
+  if (K > I8T_GEMM_MAX_K)
+    return i8t_error(I8T_ERR_SHAPE, "GEMM: K=%zu exceeds the int32-exact limit %d", K,
+                     I8T_GEMM_MAX_K);
+  gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c32 = C, .ldc = ldc};
+  j.a = (i8t_pack_src){A.data, A.row_stride, A.col_stride, a_src,
+                       i8t_pack_shift(a_src, uk->a_elem, a_zp)};
+  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
+                       i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
+  /* Packed products are at most 255 * 128 (u8 x s8, or the -128 shift). */
+  j.kc = overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr);
+  int32_t factor = a_zp + j.a.shift; /* see kernel_table.h */
+  int32_t *corr = NULL;
+  if (uk->a_elem != I8T_PACK_S16 && factor != 0) {
+    corr = column_correction(&j.b, K, N, factor);
+    if (!corr) return i8t_error(I8T_ERR_NO_MEMORY, "GEMM column sums");
+  }
+  j.col_corr = corr;
+  st = run_job(ctx, &j);
+  free(corr);
+  return st;
+}
+
+static const i8t_kernel_table *table(void) { return i8t_kernels(); }
+
+i8t_status i8t_gemm_u8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
+                            uint8_t a_zero_point, i8t_matrix B, int32_t *C, size_t ldc) {
+  return gemm_x8s8s32(ctx, &table()->gemm_u8s8s32, M, N, K, A, I8T_PACK_U8, a_zero_point,
+                      B, C, ldc);
+}
+
+i8t_status i8t_gemm_s8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
+                            i8t_matrix B, int32_t *C, size_t ldc) {
+  return gemm_x8s8s32(ctx, &table()->gemm_s8s8s32, M, N, K, A, I8T_PACK_S8, 0, B, C, ldc);
+}
+
+i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
+                             i8t_matrix B, uint8_t b_zero_point, int64_t *C, size_t ldc) {
+  const i8t_gemm_ukernel *uk = &table()->gemm_s16u8s32;
+  i8t_status st = check_common(M, N, K, A.data, B.data, C, ldc);
+  if (st) return st;
+  gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c64 = C, .ldc = ldc};
+  j.a = (i8t_pack_src){A.data, A.row_stride, A.col_stride, I8T_PACK_S16, 0};
+  /* B is always packed as int16 (b - zp): no correction term. */
+  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_U8,
+                       i8t_pack_shift(I8T_PACK_U8, I8T_PACK_S16, b_zero_point)};
+  /* |a| <= 32767 (32768 if a caller passes -32768), |b - zp| <= 255. */
+  j.kc = overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr);
+  return run_job(ctx, &j);
+}

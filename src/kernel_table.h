@@ -1,0 +1,147 @@
+/* The kernel table: every ISA-specific function int8train calls, filled once
+ * per ISA by src/<isa>/<isa>_table.c. Nothing outside src/<isa>/ includes an
+ * ISA header; everything else calls through this table.
+ *
+ * Adding an ISA: write its microkernels and one i8t_init_table_<isa>()
+ * that starts from the generic table and overrides what it has, then add a
+ * line to the ISA list in dispatch.c. The GEMM driver, the packers, the
+ * tests and the benchmarks pick it up from the table. */
+#ifndef INT8TRAIN_KERNEL_TABLE_H
+#define INT8TRAIN_KERNEL_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "int8train/int8train.h"
+
+/* ------------------------------------------------------------------------ */
+/* GEMM microkernels and the packed layout they read                        */
+/* ------------------------------------------------------------------------ */
+
+/* Element type of a packed panel. */
+typedef enum i8t_pack_elem {
+  I8T_PACK_S8 = 0,  /* int8  */
+  I8T_PACK_U8 = 1,  /* uint8 */
+  I8T_PACK_S16 = 2, /* int16 */
+} i8t_pack_elem;
+
+/* PACKED LAYOUT (the one place it is written down).
+ *
+ * A microkernel computes an MR x NR tile of C over a K panel of kc values,
+ * kc a multiple of KR (the driver zero-pads K up to it).
+ *
+ *   packed A panel: kc/KR groups; group g holds, for row r = 0..MR-1, the KR
+ *                   values A[r][g*KR .. g*KR+KR-1]  -> element (g, r, j) at
+ *                   index (g * MR + r) * KR + j
+ *   packed B panel: kc/KR groups; group g holds, for column c = 0..NR-1, the
+ *                   KR values B[g*KR .. g*KR+KR-1][c] -> element (g, c, j) at
+ *                   index (g * NR + c) * KR + j
+ *
+ * Rows past M, columns past N and k past K are packed as 0 (in the packed
+ * element domain), so they add nothing to the accumulators.
+ *
+ * Element conversion while packing (source value v, zero point zp of a u8 source):
+ *   to S16: v - zp           (zp = 0 for signed sources; exact, no correction)
+ *   to U8 : v + 128 for an s8 source (VNNI's vpdpbusd wants u8 x s8), v for u8
+ *   to S8 : v - 128 for a u8 source (SDOT / sign-trick want s8 x s8), v for s8
+ * The shift `off` applied to an int8-packed A changes the product by
+ * (zp + off) * colsum(B); the driver subtracts that from C using column sums
+ * of B over the whole K. */
+
+/* C[0..MR)[0..NR) (row stride ldc, in int32 elements) = (accumulate ? C : 0)
+ * + packed_A * packed_B over kc values of K. Exactness contract: the int32
+ * accumulation may wrap only where the true result would not fit, which the
+ * driver prevents by its choice of kc. */
+typedef void (*i8t_gemm_ukernel_fn)(size_t kc, const void *a_packed,
+                                    const void *b_packed, int32_t *c, size_t ldc,
+                                    int accumulate);
+
+/* Source of a packing call: element (r, c) of the operand block is
+ * data[r * row_stride + c * col_stride] (strides in elements of type `elem`),
+ * converted by adding `shift` (see the conversion rules above). */
+typedef struct i8t_pack_src {
+  const void *data;
+  size_t row_stride, col_stride;
+  i8t_pack_elem elem; /* source element type: U8, S8 or S16 */
+  int32_t shift;
+} i8t_pack_src;
+
+struct i8t_gemm_ukernel;
+/* Packs rows [0, m) x k [0, kc) of A into ceil(m / MR) consecutive A panels
+ * (each MR x round_up(kc, KR)). */
+typedef void (*i8t_pack_a_fn)(const struct i8t_gemm_ukernel *uk, const i8t_pack_src *src,
+                              size_t m, size_t kc, void *dst);
+/* Packs k [0, kc) x columns [0, n) of B into ceil(n / NR) consecutive B panels. */
+typedef void (*i8t_pack_b_fn)(const struct i8t_gemm_ukernel *uk, const i8t_pack_src *src,
+                              size_t kc, size_t n, void *dst);
+
+typedef struct i8t_gemm_ukernel {
+  const char *name;        /* e.g. "gemm_u8s8s32_4x16c2__avx2" */
+  i8t_gemm_ukernel_fn run;
+  /* Packers; NULL selects the portable ones in src/pack.c. An ISA supplies
+   * its own where packing would otherwise limit speed. */
+  i8t_pack_a_fn pack_a;
+  i8t_pack_b_fn pack_b;
+  uint8_t mr, nr, kr;      /* tile rows, tile columns, K group */
+  uint8_t a_elem, b_elem;  /* i8t_pack_elem of the packed panels */
+  /* Cache blocking (0 = driver default). kc is further capped by the
+   * overflow bound of the GEMM kind. */
+  uint16_t mc, kc;
+  uint32_t nc;
+} i8t_gemm_ukernel;
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise kernels                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Stochastic rounding key/counter for one kernel call: element i uses counter
+ * (ctr + i) mod 2^32 under key (see rng.h). */
+typedef struct i8t_noise {
+  int stochastic;
+  uint32_t key;
+  uint32_t ctr;
+} i8t_noise;
+
+/* Returns non-zero if any element is NaN or Inf (min/max then undefined). */
+typedef int (*i8t_minmax_f32_fn)(const float *x, size_t n, float *min, float *max);
+/* q = clamp(R(x * inv_scale) + zp, lo, hi), R = nearest-even or stochastic.
+ * The product is one float multiply (no FMA) so that every ISA rounds the same. */
+typedef void (*i8t_quantize_f32_u8_fn)(const float *x, size_t n, float inv_scale,
+                                       int32_t zp, i8t_noise noise, uint8_t *q);
+typedef void (*i8t_quantize_f32_s8_fn)(const float *x, size_t n, float inv_scale,
+                                       i8t_noise noise, int8_t *q);
+typedef void (*i8t_quantize_f32_s16_fn)(const float *x, size_t n, float inv_scale,
+                                        i8t_noise noise, int16_t *q);
+/* Per-column min/max/sum of a u8 matrix (see i8t_colwise_stats_u8). */
+typedef void (*i8t_colwise_stats_u8_fn)(const uint8_t *x, size_t rows, size_t cols,
+                                        size_t ld, uint8_t *min, uint8_t *max,
+                                        uint32_t *sum);
+
+typedef struct i8t_kernel_table {
+  i8t_isa isa;
+  i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */
+  i8t_gemm_ukernel gemm_s8s8s32;  /* grad input: errors x W^T */
+  i8t_gemm_ukernel gemm_s16u8s32; /* weight gradient: 16-bit errors x activations */
+
+  struct { const char *name; i8t_minmax_f32_fn run; } minmax_f32;
+  struct { const char *name; i8t_quantize_f32_u8_fn run; } quantize_f32_u8;
+  struct { const char *name; i8t_quantize_f32_s8_fn run; } quantize_f32_s8;
+  struct { const char *name; i8t_quantize_f32_s16_fn run; } quantize_f32_s16;
+  struct { const char *name; i8t_colwise_stats_u8_fn run; } colwise_stats_u8;
+} i8t_kernel_table;
+
+/* The table in use (filled on first call). Never NULL. */
+const i8t_kernel_table *i8t_kernels(void);
+
+/* The table of one ISA, or NULL if this build or CPU lacks it. Tests and
+ * benchmarks use it to run every path side by side. */
+const i8t_kernel_table *i8t_kernels_for_isa(i8t_isa isa);
+
+/* Per-ISA initialisers. Each starts from i8t_init_table_generic(). */
+void i8t_init_table_generic(i8t_kernel_table *t);
+void i8t_init_table_avx2(i8t_kernel_table *t);
+void i8t_init_table_avx512vnni(i8t_kernel_table *t);
+void i8t_init_table_neon(i8t_kernel_table *t);
+void i8t_init_table_neondot(i8t_kernel_table *t);
+
+#endif

@@ -1,0 +1,73 @@
+/* Dispatch: names round-trip, the table is complete on every path, the
+ * selection can be lowered but never raised above the CPU, and the
+ * environment variable is honoured (checked through `int8train info`-like
+ * queries in a child process would need the CLI; here via the API). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "isa_list.h"
+#include "kernel_table.h"
+#include "test_util.h"
+
+static void test_isa_names_round_trip(void **state) {
+  (void)state;
+  for (int i = 0; i < I8T_ISA_COUNT; i++) {
+    i8t_isa isa;
+    assert_int_equal(i8t_isa_from_name(i8t_isa_name((i8t_isa)i), &isa), I8T_OK);
+    assert_int_equal(isa, i);
+  }
+  i8t_isa isa;
+  assert_int_equal(i8t_isa_from_name("sse9", &isa), I8T_ERR_INVALID_ARG);
+  assert_non_null(strstr(i8t_last_error(), "sse9"));
+}
+
+static void test_generic_always_available(void **state) {
+  (void)state;
+  assert_true(i8t_isa_available(I8T_ISA_GENERIC));
+  assert_true(i8t_isa_available(i8t_isa_best()));
+}
+
+static void test_cannot_raise_above_cpu(void **state) {
+  (void)state;
+  i8t_isa before = i8t_isa_selected();
+  for (int i = 0; i < I8T_ISA_COUNT; i++) {
+    if (i8t_isa_available((i8t_isa)i)) continue;
+    assert_int_equal(i8t_isa_select((i8t_isa)i), I8T_ERR_UNSUPPORTED);
+    assert_non_null(strstr(i8t_last_error(), i8t_isa_name((i8t_isa)i)));
+    assert_int_equal(i8t_isa_selected(), before);
+  }
+  assert_int_equal(i8t_isa_select((i8t_isa)99), I8T_ERR_INVALID_ARG);
+}
+
+static void check_table_complete(i8t_isa isa) {
+  test_select_isa_or_skip(isa);
+  assert_int_equal(i8t_isa_selected(), isa);
+  const i8t_kernel_table *t = i8t_kernels();
+  const i8t_gemm_ukernel *g[3] = {&t->gemm_u8s8s32, &t->gemm_s8s8s32, &t->gemm_s16u8s32};
+  for (int i = 0; i < 3; i++) {
+    assert_non_null(g[i]->run);
+    assert_true(g[i]->mr > 0 && g[i]->nr > 0 && g[i]->kr > 0);
+    assert_true(256 % g[i]->kr == 0); /* the s16u8 overflow block must hold whole groups */
+  }
+  assert_int_equal(t->gemm_s16u8s32.a_elem, I8T_PACK_S16);
+  assert_int_equal(t->gemm_s16u8s32.b_elem, I8T_PACK_S16);
+  for (size_t i = 0; i < i8t_kernel_count(); i++) {
+    const char *name = i8t_kernel_name(i);
+    assert_non_null(name);
+    assert_non_null(strstr(name, i8t_kernel_role(i)));
+    /* Kernel names end in __<isa> (neon kernels may serve neondot). */
+    assert_non_null(strstr(name, "__"));
+  }
+}
+
+#define DEFINE_ISA_TEST(name, isa) \
+  static void test_table_##name(void **state) { (void)state; check_table_complete(isa); }
+I8T_TEST_ISAS(DEFINE_ISA_TEST)
+#define LIST_ISA_TEST(name, isa) cmocka_unit_test(test_table_##name),
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_isa_names_round_trip), cmocka_unit_test(test_generic_always_available),
+      cmocka_unit_test(test_cannot_raise_above_cpu), I8T_TEST_ISAS(LIST_ISA_TEST)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

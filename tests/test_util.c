@@ -1,0 +1,30 @@
+/* Shared helpers for the cmocka tests. */
+#include "test_util.h"
+
+#include <stdio.h>
+
+uint64_t test_rand(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+int32_t test_rand_range(uint64_t *s, int32_t lo, int32_t hi) {
+  return lo + (int32_t)(test_rand(s) % (uint64_t)((int64_t)hi - lo + 1));
+}
+
+float test_rand_float(uint64_t *s, float lo, float hi) {
+  return lo + (hi - lo) * (float)(test_rand(s) >> 40) * (1.0f / 16777216.0f);
+}
+
+void test_select_isa_or_skip(i8t_isa isa) {
+  if (!i8t_isa_available(isa)) {
+    printf("[   INFO   ] %s kernels are not available on this CPU/build: skipped\n",
+           i8t_isa_name(isa));
+    skip();
+  }
+  assert_int_equal(i8t_isa_select(isa), I8T_OK);
+}

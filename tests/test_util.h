@@ -1,0 +1,22 @@
+/* Shared helpers for the cmocka tests: a seeded RNG and the list of ISAs. */
+#ifndef INT8TRAIN_TEST_UTIL_H
+#define INT8TRAIN_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "int8train/int8train.h"
+
+/* xorshift64*: the tests' own generator, independent of the library's. */
+uint64_t test_rand(uint64_t *state);
+int32_t test_rand_range(uint64_t *state, int32_t lo, int32_t hi); /* inclusive */
+float test_rand_float(uint64_t *state, float lo, float hi);
+
+/* Selects `isa` for the test, or skips the test (visibly) if the CPU or the
+ * build cannot run it. */
+void test_select_isa_or_skip(i8t_isa isa);
+
+#endif
