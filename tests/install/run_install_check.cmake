@@ -8,6 +8,7 @@ if(rc)
 endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC}/tests/install -B ${BIN}/consumer -G ${GENERATOR}
                         -DCMAKE_C_COMPILER=${C_COMPILER} -DCMAKE_PREFIX_PATH=${BIN}/prefix
+                        "-DCMAKE_C_FLAGS=${CONSUMER_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_FLAGS}"
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the find_package consumer failed")
@@ -28,7 +29,7 @@ if(rc)
   message(FATAL_ERROR "pkg-config does not find int8train.pc in ${pcdir}")
 endif()
 separate_arguments(flags)
-execute_process(COMMAND ${C_COMPILER} ${SRC}/tests/install/consumer.c -o ${BIN}/pc_consumer ${flags}
+execute_process(COMMAND ${C_COMPILER} ${SRC}/tests/install/consumer.c -o ${BIN}/pc_consumer ${flags} ${CONSUMER_FLAGS}
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "building the pkg-config consumer failed")
