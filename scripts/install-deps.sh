@@ -4,7 +4,7 @@
 set -euo pipefail
 
 NATIVE_PACKAGES=(build-essential cmake ninja-build pkg-config
-  libdnnl-dev libhwloc-dev hwloc libcmocka-dev libbenchmark-dev libsimde-dev zlib1g-dev
+  libdnnl-dev libhwloc-dev hwloc libcmocka-dev libbenchmark-dev libsimde-dev zlib1g-dev python3
   dataset-fashion-mnist gnuplot-nox)
 ARM_PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
   libcmocka-dev:arm64 libhwloc-dev:arm64 zlib1g-dev:arm64)
