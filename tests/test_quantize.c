@@ -35,6 +35,38 @@ static void test_nearest_error_within_half_step(void **state) {
   free(x); free(y); free(q8); free(s8);
 }
 
+static void test_per_channel_scales(void **state) {
+  (void)state;
+  enum { C = 5, L = 37 };
+  float x[C * L], y[L];
+  int8_t q[C * L];
+  float scales[C];
+  uint64_t rng = 17;
+  for (int c = 0; c < C; c++)
+    for (int i = 0; i < L; i++) x[c * L + i] = test_rand_float(&rng, -1.0f, 1.0f) * (float)(c + 1) * 10.0f;
+  i8t_rounding r = {0, 0, 0};
+  assert_int_equal(i8t_quantize_per_channel_s8(x, C, L, r, q, scales), I8T_OK);
+  for (int c = 0; c < C; c++) {
+    float absmax = 0;
+    for (int i = 0; i < L; i++) absmax = fmaxf(absmax, fabsf(x[c * L + i]));
+    assert_float_equal(scales[c], absmax / 127.0f, absmax * 1e-6f);
+    i8t_dequantize_s8(q + c * L, L, (i8t_qparams){scales[c], 0}, y);
+    for (int i = 0; i < L; i++) assert_true(fabsf(y[i] - x[c * L + i]) <= scales[c] * 0.5001f);
+  }
+}
+
+static void test_zero_point_nudging(void **state) {
+  (void)state;
+  i8t_qparams p = i8t_qparams_u8(0.5f, 3.0f); /* widened to [0, 3] */
+  assert_int_equal(p.zero_point, 0);
+  p = i8t_qparams_u8(-3.0f, -1.0f); /* widened to [-3, 0] */
+  assert_int_equal(p.zero_point, 255);
+  p = i8t_qparams_u8(-1.0f, 1.0f);
+  assert_true(p.zero_point == 127 || p.zero_point == 128);
+  p = i8t_qparams_u8(0.0f, 0.0f);
+  assert_true(p.scale >= I8T_MIN_SCALE);
+}
+
 static void test_real_zero_is_exact(void **state) {
   (void)state;
   float x[5] = {-1.3f, 0.0f, 2.7f, 0.0f, 0.4f}, y[5];
@@ -226,6 +258,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_nearest_error_within_half_step),
       cmocka_unit_test(test_real_zero_is_exact),
+      cmocka_unit_test(test_per_channel_scales),
+      cmocka_unit_test(test_zero_point_nudging),
       cmocka_unit_test(test_stochastic_unbiased),
       cmocka_unit_test(test_zero_range_gives_no_nan),
       cmocka_unit_test(test_nonfinite_is_an_error),
