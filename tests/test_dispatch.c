@@ -2,6 +2,7 @@
  * selection can be lowered but never raised above the CPU, and the
  * environment variable is honoured (checked through `int8train info`-like
  * queries in a child process would need the CLI; here via the API). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,37 @@ static void check_table_complete(i8t_isa isa) {
   }
 }
 
+/* CI runs the suite on CPUs whose best path it knows and names it in
+ * I8T_TEST_EXPECT_ISA (the ARM stage: neondot under qemu -cpu max, neon under
+ * -cpu cortex-a53): dispatch must have chosen exactly that path on its own,
+ * nothing richer may be available, and the path's table must carry its own
+ * GEMM kernels. Runs first, before the other tests change the selection. */
+static void test_dispatch_chose_expected_isa(void **state) {
+  (void)state;
+  const char *want = getenv("I8T_TEST_EXPECT_ISA");
+  if (!want || !*want) {
+    print_message("[   INFO   ] I8T_TEST_EXPECT_ISA is not set: skipped\n");
+    skip();
+  }
+  i8t_isa isa;
+  assert_int_equal(i8t_isa_from_name(want, &isa), I8T_OK);
+  assert_string_equal(i8t_isa_name(i8t_isa_best()), want);
+  /* INT8TRAIN_ISA may lower the start-up choice, never raise it: CI also runs
+   * this with INT8TRAIN_ISA=neondot on a core without SDOT. */
+  const char *forced = getenv("INT8TRAIN_ISA");
+  i8t_isa forced_isa, selected = isa;
+  if (forced && i8t_isa_from_name(forced, &forced_isa) == I8T_OK && i8t_isa_available(forced_isa))
+    selected = forced_isa;
+  assert_string_equal(i8t_isa_name(i8t_isa_selected()), i8t_isa_name(selected));
+  for (int i = isa + 1; i < I8T_ISA_COUNT; i++) assert_false(i8t_isa_available((i8t_isa)i));
+  char suffix[32];
+  snprintf(suffix, sizeof suffix, "__%s", want);
+  const char *gemm = i8t_kernels_for_isa(isa)->gemm_u8s8s32.name;
+  size_t len = strlen(gemm), slen = strlen(suffix);
+  assert_true(len > slen);
+  assert_string_equal(gemm + len - slen, suffix);
+}
+
 #define DEFINE_ISA_TEST(name, isa) \
   static void test_table_##name(void **state) { (void)state; check_table_complete(isa); }
 I8T_TEST_ISAS(DEFINE_ISA_TEST)
@@ -67,6 +99,7 @@ I8T_TEST_ISAS(DEFINE_ISA_TEST)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dispatch_chose_expected_isa),
       cmocka_unit_test(test_isa_names_round_trip), cmocka_unit_test(test_generic_always_available),
       cmocka_unit_test(test_cannot_raise_above_cpu), I8T_TEST_ISAS(LIST_ISA_TEST)};
   return cmocka_run_group_tests(tests, NULL, NULL);

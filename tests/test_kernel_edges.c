@@ -1,0 +1,154 @@
+/* Edge cases of the elementwise kernels on every ISA path, each checked
+ * against an independent expectation and against the generic kernel: exact
+ * rounding ties, noise exactly equal to the fraction (stochastic rounding must
+ * not round up), values beyond every clamp, NaN/Inf at every position of
+ * short and long vectors, and column sums that overflow 16-bit lanes. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isa_list.h"
+#include "kernel_table.h"
+#include "rng.h"
+#include "test_util.h"
+
+static const i8t_kernel_table *generic_table(void) {
+  return i8t_kernels_for_isa(I8T_ISA_GENERIC);
+}
+
+/* With inv_scale 1, k + 0.5 is an exact tie: nearest-even must give the even
+ * neighbour (a round-half-away or truncating SIMD conversion fails here). */
+static void check_ties(const i8t_kernel_table *t) {
+  enum { N = 203 };
+  float x[N];
+  int8_t s8[N];
+  int16_t s16[N];
+  uint8_t u8[N];
+  for (int i = 0; i < N; i++) x[i] = (float)(i - 101) + 0.5f;
+  i8t_noise nearest = {0, 0, 0};
+  t->quantize_f32_s8.run(x, N, 1.0f, nearest, s8);
+  t->quantize_f32_s16.run(x, N, 1.0f, nearest, s16);
+  t->quantize_f32_u8.run(x, N, 1.0f, 128, nearest, u8);
+  for (int i = 0; i < N; i++) {
+    int even = (int)nearbyint((double)x[i]); /* double: an independent reference */
+    assert_int_equal(even % 2, 0);
+    assert_int_equal(s16[i], even);
+    assert_int_equal(s8[i], even < -127 ? -127 : even > 127 ? 127 : even);
+    int u = even + 128;
+    assert_int_equal(u8[i], u < 0 ? 0 : u > 255 ? 255 : u);
+  }
+}
+
+/* x = u_i (or u_i - 1) where u_i is exactly the noise of element i: then
+ * v - floor(v) == u_i, and the rule floor(v) + (u < v - floor(v)) must NOT
+ * round up. A `<=` in place of `<`, or noise taken from the wrong counter,
+ * changes some of these. */
+static void check_noise_equal_to_fraction(const i8t_kernel_table *t) {
+  enum { N = 301 };
+  const uint32_t key = 0x5EED1234u, ctr = 0xFFFFFF00u; /* the counter wraps inside */
+  float x[N];
+  int16_t q[N], ref[N];
+  for (int i = 0; i < N; i++) {
+    float u = i8t_rng_uniform(key, ctr + (uint32_t)i);
+    x[i] = (i % 2) ? u - 1.0f : u; /* both exact in float */
+  }
+  i8t_noise noise = {1, key, ctr};
+  t->quantize_f32_s16.run(x, N, 1.0f, noise, q);
+  generic_table()->quantize_f32_s16.run(x, N, 1.0f, noise, ref);
+  for (int i = 0; i < N; i++) {
+    int want = (x[i] < 0.0f) ? -1 : 0;
+    if (q[i] != want) fail_msg("element %d: x = %.9g gave %d, expected %d", i, (double)x[i], q[i], want);
+  }
+  assert_memory_equal(q, ref, sizeof q);
+}
+
+/* Magnitudes beyond int32 and float's largest values clamp, in both modes. */
+static void check_huge_values(const i8t_kernel_table *t) {
+  const float big[] = {3e9f, -3e9f, 1e30f, -1e30f, 3.4e38f, -3.4e38f, 16777217.0f, -2147483648.0f};
+  enum { N = 8 * 5 };
+  float x[N];
+  for (int i = 0; i < N; i++) x[i] = big[i % 8];
+  for (int stoch = 0; stoch < 2; stoch++) {
+    i8t_noise noise = {stoch, 77, 5};
+    uint8_t u8[N], u8r[N];
+    int8_t s8[N];
+    int16_t s16[N];
+    t->quantize_f32_u8.run(x, N, 1.0f, 255, noise, u8);
+    generic_table()->quantize_f32_u8.run(x, N, 1.0f, 255, noise, u8r);
+    assert_memory_equal(u8, u8r, N);
+    t->quantize_f32_s8.run(x, N, 3.0f, noise, s8);
+    t->quantize_f32_s16.run(x, N, 3.0f, noise, s16);
+    for (int i = 0; i < N; i++) {
+      int pos = x[i] > 0;
+      assert_int_equal(u8[i], pos ? 255 : 0);
+      assert_int_equal(s8[i], pos ? 127 : -127);
+      assert_int_equal(s16[i], pos ? 32767 : -32767);
+    }
+  }
+}
+
+/* A NaN or infinity anywhere in vectors of every short length (SIMD body,
+ * tail, first and last element) must be reported. */
+static void check_minmax_nonfinite(const i8t_kernel_table *t) {
+  const float bad[3] = {NAN, INFINITY, -INFINITY};
+  float x[40];
+  for (size_t n = 1; n <= 40; n++) {
+    uint64_t rng = n;
+    for (size_t i = 0; i < n; i++) x[i] = test_rand_float(&rng, -5.0f, 5.0f);
+    float mn, mx, gmn, gmx;
+    assert_int_equal(t->minmax_f32.run(x, n, &mn, &mx), 0);
+    generic_table()->minmax_f32.run(x, n, &gmn, &gmx);
+    assert_true(mn == gmn && mx == gmx);
+    for (size_t pos = 0; pos < n; pos++) {
+      for (int b = 0; b < 3; b++) {
+        float keep = x[pos];
+        x[pos] = bad[b];
+        if (t->minmax_f32.run(x, n, &mn, &mx) == 0)
+          fail_msg("n = %zu: %g at position %zu not reported", n, (double)bad[b], pos);
+        x[pos] = keep;
+      }
+    }
+  }
+}
+
+/* Columns of 255 over row counts around the points where 16-bit partial
+ * sums would wrap (257 * 255 = 65535), with 16-wide blocks and a tail. */
+static void check_colwise_saturation(const i8t_kernel_table *t) {
+  const size_t rows_list[] = {256, 257, 258, 600};
+  const size_t cols = 35, ld = 40;
+  for (size_t ri = 0; ri < 4; ri++) {
+    size_t rows = rows_list[ri];
+    uint8_t *m = malloc(rows * ld);
+    memset(m, 255, rows * ld);
+    m[(rows / 2) * ld + 3] = 7; /* one low value in a vector column */
+    uint8_t mn[35], mx[35];
+    uint32_t sum[35];
+    t->colwise_stats_u8.run(m, rows, cols, ld, mn, mx, sum);
+    for (size_t c = 0; c < cols; c++) {
+      assert_int_equal(mx[c], 255);
+      assert_int_equal(mn[c], c == 3 ? 7 : 255);
+      assert_int_equal(sum[c], 255u * rows - (c == 3 ? 248u : 0u));
+    }
+    free(m);
+  }
+}
+
+static void check_edges(i8t_isa isa) {
+  test_select_isa_or_skip(isa);
+  const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
+  check_ties(t);
+  check_noise_equal_to_fraction(t);
+  check_huge_values(t);
+  check_minmax_nonfinite(t);
+  check_colwise_saturation(t);
+}
+
+#define DEFINE_ISA_TEST(name, isa) \
+  static void test_edges_##name(void **state) { (void)state; check_edges(isa); }
+I8T_TEST_ISAS(DEFINE_ISA_TEST)
+#define LIST_ISA_TEST(name, isa) cmocka_unit_test(test_edges_##name),
+
+int main(void) {
+  const struct CMUnitTest tests[] = {I8T_TEST_ISAS(LIST_ISA_TEST)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
