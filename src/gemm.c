@@ -7,6 +7,7 @@
  *     pack A[block rows, pc:pc+KC]                              -> MR panels
  *     for each NR panel, for each MR panel: microkernel(MR x NR tile)
  * Tasks are independent blocks of C, so threads never share an output. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,11 +112,17 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
 typedef struct task_adapter {
   gemm_job *job;
   i8t_context *ctx;
+  atomic_int no_scratch; /* a worker got no scratch: C is incomplete */
 } task_adapter;
 
 static void gemm_task_in_pool(void *arg, size_t task, int worker) {
   task_adapter *t = arg;
-  gemm_task(t->job, task, worker, i8t_context_scratch(t->ctx, worker, scratch_bytes(t->job)));
+  void *scratch = i8t_context_scratch(t->ctx, worker, scratch_bytes(t->job));
+  if (!scratch) {
+    atomic_store_explicit(&t->no_scratch, 1, memory_order_relaxed);
+    return;
+  }
+  gemm_task(t->job, task, worker, scratch);
 }
 
 /* Splits C into blocks: the ukernel's MC x NC, shrunk (in whole tiles) until
@@ -140,8 +147,11 @@ static i8t_status run_job(i8t_context *ctx, gemm_job *j) {
   choose_blocks(j, threads);
   size_t tasks = ((j->M + j->mc - 1) / j->mc) * j->tasks_n;
   if (ctx) {
-    task_adapter t = {j, ctx};
+    task_adapter t = {j, ctx, 0};
     i8t_parallel_for(ctx, tasks, gemm_task_in_pool, &t);
+    if (atomic_load(&t.no_scratch))
+      return i8t_error(I8T_ERR_NO_MEMORY, "GEMM: no scratch memory of %zu bytes for a worker",
+                       scratch_bytes(j));
     return I8T_OK;
   }
   void *scratch = i8t_aligned_alloc(scratch_bytes(j));

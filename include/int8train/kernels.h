@@ -97,10 +97,34 @@ i8t_status i8t_quantize_auto_s8(const float *x, size_t n, i8t_rounding r,
 i8t_status i8t_quantize_auto_s16(const float *x, size_t n, i8t_rounding r,
                                  int16_t *q, i8t_qparams *p);
 
+/** The same with a context: large tensors (over 16384 elements) are split
+ * into fixed 16384-element chunks run on the context's workers, so results
+ * are bit-identical to the calls above for any thread count (the stochastic
+ * counter is per element). ctx NULL: the calls above. */
+i8t_status i8t_minmax_f32_ctx(i8t_context *ctx, const float *x, size_t n, float *min,
+                              float *max);
+i8t_status i8t_quantize_f32_u8_ctx(i8t_context *ctx, const float *x, size_t n,
+                                   i8t_qparams p, i8t_rounding r, uint8_t *q);
+i8t_status i8t_quantize_f32_s8_ctx(i8t_context *ctx, const float *x, size_t n,
+                                   i8t_qparams p, i8t_rounding r, int8_t *q);
+i8t_status i8t_quantize_f32_s16_ctx(i8t_context *ctx, const float *x, size_t n,
+                                    i8t_qparams p, i8t_rounding r, int16_t *q);
+i8t_status i8t_quantize_auto_u8_ctx(i8t_context *ctx, const float *x, size_t n,
+                                    i8t_rounding r, uint8_t *q, i8t_qparams *p);
+i8t_status i8t_quantize_auto_s8_ctx(i8t_context *ctx, const float *x, size_t n,
+                                    i8t_rounding r, int8_t *q, i8t_qparams *p);
+i8t_status i8t_quantize_auto_s16_ctx(i8t_context *ctx, const float *x, size_t n,
+                                     i8t_rounding r, int16_t *q, i8t_qparams *p);
+
 /** Per-output-channel symmetric s8 quantization of a [channels x len] row-major
  * matrix (one row per output channel): scales[c] = absmax(row c) / 127. */
 i8t_status i8t_quantize_per_channel_s8(const float *x, size_t channels, size_t len,
                                        i8t_rounding r, int8_t *q, float *scales);
+/** The same with the channels spread over the context's workers (identical
+ * results; on NaN or Inf the other channels are still written). */
+i8t_status i8t_quantize_per_channel_s8_ctx(i8t_context *ctx, const float *x, size_t channels,
+                                           size_t len, i8t_rounding r, int8_t *q,
+                                           float *scales);
 
 /** x = scale * (q - zero_point). */
 void i8t_dequantize_u8(const uint8_t *q, size_t n, i8t_qparams p, float *x);
