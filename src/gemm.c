@@ -125,20 +125,103 @@ static void gemm_task_in_pool(void *arg, size_t task, int worker) {
   gemm_task(t->job, task, worker, scratch);
 }
 
-/* Splits C into blocks: the ukernel's MC x NC, shrunk (in whole tiles) until
- * there are a few tasks per worker so that threads stay balanced. */
-static void choose_blocks(gemm_job *j, int threads) {
-  const i8t_gemm_ukernel *uk = j->uk;
-  j->mc = I8T_ROUND_UP(I8T_MIN((size_t)(uk->mc ? uk->mc : 192), j->M), uk->mr);
-  j->nc = I8T_ROUND_UP(I8T_MIN((size_t)(uk->nc ? uk->nc : 512), j->N), uk->nr);
-  size_t want = threads > 1 ? (size_t)threads * 4 : 1;
-  for (;;) {
-    size_t tasks = ((j->M + j->mc - 1) / j->mc) * ((j->N + j->nc - 1) / j->nc);
-    if (tasks >= want) break;
-    if (j->mc > 4 * (size_t)uk->mr) j->mc = I8T_ROUND_UP(j->mc / 2, uk->mr);
-    else if (j->nc > (size_t)uk->nr) j->nc = I8T_ROUND_UP(j->nc / 2, uk->nr);
-    else break;
+/* Cost of one task per k, in multiply-adds: its tile area plus the elements
+ * it packs, each worth PACK_COST (every block of C re-packs its A rows and B
+ * columns, so many small blocks cost more than a few big ones). 32 matches
+ * what 1-thread runs of 2-thread splits measured with the AVX-512 kernels. */
+#define PACK_COST 32.0
+/* Imbalance that noise (other processes, a late wake-up) adds at the end of
+ * a parallel GEMM, as a fraction of one task: favours more, smaller tasks. */
+#define NOISE_TAIL 0.125
+
+static double task_work(size_t m, size_t n) {
+  return (double)m * (double)n + PACK_COST * (double)(m + n);
+}
+
+/* Block size (a multiple of `unit`) that splits `total` into `blocks` nearly
+ * equal parts, so that no thread is left with a sliver. */
+static size_t even_split(size_t total, size_t blocks, unsigned unit) {
+  return I8T_ROUND_UP((total + blocks - 1) / blocks, unit);
+}
+
+/* Estimated time of a split, per k. Tasks go in order to whichever worker
+ * is free first (the pool's atomic counter): simulated exactly when that is
+ * cheap, else whole waves of average tasks. */
+static double split_time(size_t M, size_t N, size_t mc, size_t nc, int threads) {
+  size_t rows = (M + mc - 1) / mc, cols = (N + nc - 1) / nc, tasks = rows * cols;
+  size_t m_last = M - (rows - 1) * mc, n_last = N - (cols - 1) * nc;
+  double total = (double)((rows - 1) * (cols - 1)) * task_work(mc, nc) +
+                 (double)(rows - 1) * task_work(mc, n_last) +
+                 (double)(cols - 1) * task_work(m_last, nc) + task_work(m_last, n_last);
+  if (threads <= 1) return total;
+  double tail = NOISE_TAIL * task_work(mc, nc);
+  if (threads > 64 || tasks * (size_t)threads > 1024) {
+    size_t waves = (tasks + (size_t)threads - 1) / (size_t)threads;
+    return total / (double)tasks * (double)waves + tail;
   }
+  double finish[64] = {0}, end = 0;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t c = 0; c < cols; c++) {
+      int w = 0;
+      for (int i = 1; i < threads; i++)
+        if (finish[i] < finish[w]) w = i;
+      finish[w] += task_work(r + 1 < rows ? mc : m_last, c + 1 < cols ? nc : n_last);
+      end = I8T_MAX(end, finish[w]);
+    }
+  }
+  return end + tail;
+}
+
+/* Splits C into blocks of about the ukernel's MC x NC, choosing among even
+ * splits (from the fewest blocks to a few more per worker) the one with the
+ * lowest split_time. Any split gives bit-identical results (the
+ * integer sums are exact); only the speed depends on it. */
+static void search_blocks(gemm_job *j, int threads) {
+  const i8t_gemm_ukernel *uk = j->uk;
+  size_t mc_max = I8T_ROUND_UP(I8T_MIN((size_t)(uk->mc ? uk->mc : 192), j->M), uk->mr);
+  size_t nc_max = I8T_ROUND_UP(I8T_MIN((size_t)(uk->nc ? uk->nc : 512), j->N), uk->nr);
+  size_t bm0 = (j->M + mc_max - 1) / mc_max, bn0 = (j->N + nc_max - 1) / nc_max;
+  size_t extra = threads > 1 ? 4 * (size_t)threads : 0;
+  size_t bm_hi = I8T_MIN(bm0 + extra, (j->M + uk->mr - 1) / uk->mr);
+  size_t bn_hi = I8T_MIN(bn0 + extra, (j->N + uk->nr - 1) / uk->nr);
+  if (threads > 1) { /* blocks up to 25% over MC x NC, if that balances better */
+    bm0 = (j->M + mc_max * 5 / 4 - 1) / (mc_max * 5 / 4);
+    bn0 = (j->N + nc_max * 5 / 4 - 1) / (nc_max * 5 / 4);
+  }
+  size_t bm_step = I8T_MAX((size_t)1, (bm_hi - bm0) / 16);
+  size_t bn_step = I8T_MAX((size_t)1, (bn_hi - bn0) / 16);
+  double best = -1.0;
+  for (size_t bm = bm0; bm <= bm_hi; bm += bm_step) {
+    size_t mc = even_split(j->M, bm, uk->mr);
+    for (size_t bn = bn0; bn <= bn_hi; bn += bn_step) {
+      size_t nc = even_split(j->N, bn, uk->nr);
+      double t = split_time(j->M, j->N, mc, nc, threads);
+      if (best < 0 || t < best) {
+        best = t;
+        j->mc = mc;
+        j->nc = nc;
+      }
+    }
+  }
+}
+
+/* The search takes microseconds, and a training step repeats the same few
+ * shapes, so every thread remembers its recent choices. */
+typedef struct split_memo {
+  const i8t_gemm_ukernel *uk;
+  size_t M, N, mc, nc;
+  int threads;
+} split_memo;
+static _Thread_local split_memo split_memos[64];
+
+static void choose_blocks(gemm_job *j, int threads) {
+  split_memo *m = &split_memos[(j->M * 31 + j->N * 7 + (size_t)threads) % 64];
+  if (m->uk != j->uk || m->M != j->M || m->N != j->N || m->threads != threads) {
+    search_blocks(j, threads);
+    *m = (split_memo){j->uk, j->M, j->N, j->mc, j->nc, threads};
+  }
+  j->mc = m->mc;
+  j->nc = m->nc;
   j->tasks_n = (j->N + j->nc - 1) / j->nc;
 }
 
@@ -178,16 +261,57 @@ static i8t_status check_common(size_t M, size_t N, size_t K, const void *a, cons
   return I8T_OK;
 }
 
-/* colsum(B)[n] * factor over the whole K, for the int8-packed A correction. */
-static int32_t *column_correction(const i8t_pack_src *b, size_t K, size_t N, int32_t factor) {
+/* Columns per task of the column sums: fixed, so the split never depends on
+ * the thread count (the sums are exact anyway). */
+#define COLSUM_COLUMNS 32
+
+typedef struct colsum_job {
+  const i8t_pack_src *b;
+  size_t K, N;
+  int32_t factor;
+  int32_t *corr;
+} colsum_job;
+
+/* corr[n] = colsum(B)[n] * factor for one block of columns, walking B in
+ * its storage order (rows of a row-major B, columns of a transposed one). */
+static void colsum_task(void *arg, size_t task, int worker) {
+  const colsum_job *j = arg;
+  const int8_t *p = j->b->data;
+  size_t rs = j->b->row_stride, cs = j->b->col_stride;
+  size_t n0 = task * COLSUM_COLUMNS, nb = I8T_MIN((size_t)COLSUM_COLUMNS, j->N - n0);
+  int32_t sum[COLSUM_COLUMNS] = {0};
+  (void)worker;
+  if (cs == 1 && nb == COLSUM_COLUMNS) {
+    /* The common case, vectorised: int16 partial sums over 256 rows (at most
+     * 256 * 128 in magnitude) keep a whole chunk in registers. */
+    for (size_t k0 = 0; k0 < j->K; k0 += 256) {
+      int16_t part[COLSUM_COLUMNS] = {0};
+      for (size_t k = k0; k < I8T_MIN(j->K, k0 + 256); k++) {
+        const int8_t *row = p + k * rs + n0;
+        for (size_t x = 0; x < COLSUM_COLUMNS; x++) part[x] = (int16_t)(part[x] + row[x]);
+      }
+      for (size_t x = 0; x < COLSUM_COLUMNS; x++) sum[x] += part[x];
+    }
+  } else if (cs <= rs) {
+    for (size_t k = 0; k < j->K; k++)
+      for (size_t x = 0; x < nb; x++) sum[x] += p[k * rs + (n0 + x) * cs];
+  } else {
+    for (size_t x = 0; x < nb; x++)
+      for (size_t k = 0; k < j->K; k++) sum[x] += p[k * rs + (n0 + x) * cs];
+  }
+  for (size_t x = 0; x < nb; x++)
+    j->corr[n0 + x] = (int32_t)((uint32_t)sum[x] * (uint32_t)j->factor);
+}
+
+/* colsum(B)[n] * factor over the whole K, for the int8-packed A correction;
+ * spread over the context's workers (serial, it limited the speed-up of
+ * small-M GEMMs). */
+static int32_t *column_correction(i8t_context *ctx, const i8t_pack_src *b, size_t K, size_t N,
+                                  int32_t factor) {
   int32_t *corr = malloc(N * sizeof *corr);
   if (!corr) return NULL;
-  const int8_t *p = b->data;
-  for (size_t n = 0; n < N; n++) {
-    int32_t sum = 0;
-    for (size_t k = 0; k < K; k++) sum += p[k * b->row_stride + n * b->col_stride];
-    corr[n] = (int32_t)((uint32_t)sum * (uint32_t)factor);
-  }
+  colsum_job j = {b, K, N, factor, corr};
+  i8t_parallel_for(ctx, (N + COLSUM_COLUMNS - 1) / COLSUM_COLUMNS, colsum_task, &j);
   return corr;
 }
 
@@ -210,7 +334,7 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
   int32_t factor = a_zp + j.a.shift; /* see kernel_table.h */
   int32_t *corr = NULL;
   if (uk->a_elem != I8T_PACK_S16 && factor != 0) {
-    corr = column_correction(&j.b, K, N, factor);
+    corr = column_correction(ctx, &j.b, K, N, factor);
     if (!corr) return i8t_error(I8T_ERR_NO_MEMORY, "GEMM column sums");
   }
   j.col_corr = corr;

@@ -1,7 +1,7 @@
 /* The worker pool behind i8t_context: by default one worker per physical core
  * (the calling thread is worker 0), each pinned to its core; workers wait for
- * a new job by spinning briefly on a generation counter, then sleeping on a
- * condition variable. Also: options and environment, scratch, describe. */
+ * a new job by spinning briefly on the job word, then sleeping on a condition
+ * variable. Also: options and environment, scratch, describe. */
 #include "topology.h" /* first: defines _GNU_SOURCE */
 
 #include <errno.h>
@@ -41,16 +41,27 @@ typedef struct worker {
   size_t scratch_size;
 } worker;
 
+/* The job word: generation (32 bits) | closed (1 bit) | active workers (31
+ * bits). A worker joins the open job of a generation by incrementing the
+ * count, and may then read fn/arg/n_tasks and take tasks; once the caller
+ * has run out of tasks it closes the job and waits only for the workers
+ * that joined. A worker that was asleep or descheduled meanwhile finds the
+ * job closed and never delays the caller. */
+#define JOB_GEN(word) ((uint32_t)((word) >> 32))
+#define JOB_CLOSED ((uint64_t)1 << 31)
+#define JOB_ACTIVE(word) ((uint32_t)((word)&0x7fffffffu))
+
 struct i8t_context {
-  /* Dispatch state: written by the caller before it bumps `generation`. */
-  _Alignas(64) atomic_uint_fast64_t generation;
+  /* The job: fn/arg/n_tasks are written by the caller before it publishes a
+   * new generation in `job`. */
+  _Alignas(64) atomic_uint_fast64_t job;
   i8t_task_fn fn;
   void *arg;
   size_t n_tasks;
   _Alignas(64) atomic_size_t next_task;
-  _Alignas(64) atomic_int pending; /* workers yet to finish the current job */
-  atomic_int caller_waiting;       /* the caller sleeps on `done` */
-  atomic_int sleepers;             /* workers sleeping on `wake` */
+  _Alignas(64) atomic_int caller_waiting; /* the caller sleeps on `done` */
+  atomic_int sleepers;                    /* workers sleeping on `wake` */
+  atomic_int started;                     /* workers that finished starting */
   atomic_int stop;
   pthread_mutex_t lock;
   pthread_cond_t wake, done;
@@ -166,71 +177,26 @@ static void usable_mask(cpu_set_t *set) {
   for (long i = 0; i < I8T_MAX(n, 1) && i < CPU_SETSIZE; i++) CPU_SET((int)i, set);
 }
 
-/* Core order of a policy. compact: topology order. scatter: the first core
- * of every NUMA node (or package), then the second of each, and so on. */
-static void core_order(const i8t_topology *t, i8t_pin_policy pin, int *order) {
-  int n = t->n_cores, k = 0;
-  if (pin != I8T_PIN_SCATTER) {
-    for (int i = 0; i < n; i++) order[i] = i;
-    return;
-  }
-  int *rank = calloc((size_t)n, sizeof *rank);
-  if (!rank) {
-    for (int i = 0; i < n; i++) order[i] = i;
-    return;
-  }
-  int max_rank = 0;
-  for (int i = 0; i < n; i++) {
-    int dom_i = t->n_numa > 1 ? t->cores[i].numa : t->cores[i].package;
-    for (int j = 0; j < i; j++)
-      rank[i] += dom_i == (t->n_numa > 1 ? t->cores[j].numa : t->cores[j].package);
-    max_rank = I8T_MAX(max_rank, rank[i]);
-  }
-  for (int r = 0; r <= max_rank; r++)
-    for (int i = 0; i < n; i++)
-      if (rank[i] == r) order[k++] = i;
-  free(rank);
-}
-
-static void bind_to_pus(worker *w, int core, const int *pus, int n_pus) {
-  w->core = core;
-  CPU_ZERO(&w->cpus);
-  for (int i = 0; i < n_pus; i++) CPU_SET(pus[i], &w->cpus);
-}
-
-/* Decides where each worker runs. Up to one worker per core: bound to all
- * PUs of its core. Up to one per PU: bound to a single PU, first PUs of every
- * core, then second PUs (SMT siblings). More workers than PUs: none pinned. */
+/* Decides where each worker runs (i8t_topology_place) and why not, if not. */
 static i8t_status place_workers(i8t_context *ctx) {
   const i8t_topology *t = &ctx->topo;
+  i8t_placement *where = malloc((size_t)ctx->threads * sizeof *where);
+  if (!where) return i8t_error(I8T_ERR_NO_MEMORY, "context: placement");
   ctx->pin_note[0] = '\0';
-  for (int i = 0; i < ctx->threads; i++) ctx->workers[i].core = -1;
-  if (ctx->pin == I8T_PIN_NONE) {
-    snprintf(ctx->pin_note, sizeof ctx->pin_note, "workers not pinned");
-    return I8T_OK;
+  if (!i8t_topology_place(t, ctx->pin, ctx->threads, where)) {
+    if (ctx->pin == I8T_PIN_NONE) snprintf(ctx->pin_note, sizeof ctx->pin_note, "workers not pinned");
+    else if (ctx->threads > t->n_pus)
+      snprintf(ctx->pin_note, sizeof ctx->pin_note,
+               "not pinned: %d threads > %d usable PUs (oversubscribed)", ctx->threads, t->n_pus);
+    else snprintf(ctx->pin_note, sizeof ctx->pin_note, "not pinned (no memory for placement)");
   }
-  if (ctx->threads > t->n_pus) {
-    snprintf(ctx->pin_note, sizeof ctx->pin_note,
-             "not pinned: %d threads > %d usable PUs (oversubscribed)", ctx->threads, t->n_pus);
-    return I8T_OK;
+  for (int i = 0; i < ctx->threads; i++) {
+    worker *w = &ctx->workers[i];
+    w->core = where[i].core;
+    CPU_ZERO(&w->cpus);
+    for (int p = 0; p < where[i].n_pus; p++) CPU_SET(t->pu_os[where[i].first_pu + p], &w->cpus);
   }
-  int *order = malloc((size_t)t->n_cores * sizeof *order);
-  if (!order) return i8t_error(I8T_ERR_NO_MEMORY, "context: placement");
-  core_order(t, ctx->pin, order);
-  if (ctx->threads <= t->n_cores) {
-    for (int i = 0; i < ctx->threads; i++) {
-      const i8t_core *c = &t->cores[order[i]];
-      bind_to_pus(&ctx->workers[i], order[i], t->pu_os + c->first_pu, c->n_pus);
-    }
-  } else {
-    int w = 0;
-    for (int level = 0; w < ctx->threads; level++)
-      for (int i = 0; i < t->n_cores && w < ctx->threads; i++) {
-        const i8t_core *c = &t->cores[order[i]];
-        if (level < c->n_pus) bind_to_pus(&ctx->workers[w++], order[i], t->pu_os + c->first_pu + level, 1);
-      }
-  }
-  free(order);
+  free(where);
   return I8T_OK;
 }
 
@@ -271,11 +237,11 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Spins while the generation equals `seen`, for at most spin_ns. */
-static uint64_t spin_on_generation(i8t_context *ctx, uint64_t seen) {
+/* Spins while the job's generation is `seen`, for at most spin_ns. */
+static uint32_t spin_on_generation(i8t_context *ctx, uint32_t seen) {
   uint64_t deadline = 0;
   for (unsigned i = 1; ctx->spin_ns > 0; i++) {
-    uint64_t g = atomic_load_explicit(&ctx->generation, memory_order_acquire);
+    uint32_t g = JOB_GEN(atomic_load_explicit(&ctx->job, memory_order_relaxed));
     if (g != seen) return g;
     cpu_relax();
     if (i % 64 == 0) {
@@ -287,35 +253,48 @@ static uint64_t spin_on_generation(i8t_context *ctx, uint64_t seen) {
   return seen;
 }
 
-/* A worker waits for the next job. The seq_cst pair (sleepers++, load
- * generation) here and (generation++, load sleepers) in dispatch() ensures
- * that either the caller sees the sleeper and signals, or the worker sees
- * the new generation. */
-static uint64_t wait_for_job(i8t_context *ctx, uint64_t seen) {
-  uint64_t g = spin_on_generation(ctx, seen);
+/* A worker waits for a generation other than `seen`. The seq_cst pairs
+ * (sleepers++, load job) here and (store job, load sleepers) in
+ * publish_job() ensure that either the caller sees the sleeper and wakes
+ * it, or the worker sees the new generation. */
+static uint32_t wait_for_job(i8t_context *ctx, uint32_t seen) {
+  uint32_t g = spin_on_generation(ctx, seen);
   if (g != seen) return g;
   pthread_mutex_lock(&ctx->lock);
   atomic_fetch_add(&ctx->sleepers, 1);
-  while ((g = atomic_load(&ctx->generation)) == seen) pthread_cond_wait(&ctx->wake, &ctx->lock);
+  while ((g = JOB_GEN(atomic_load(&ctx->job))) == seen) pthread_cond_wait(&ctx->wake, &ctx->lock);
   atomic_fetch_sub(&ctx->sleepers, 1);
   pthread_mutex_unlock(&ctx->lock);
   return g;
 }
 
-/* A worker reports that it finished the current job (or started up). */
-static void check_in(i8t_context *ctx) {
-  if (atomic_fetch_sub(&ctx->pending, 1) == 1 && atomic_load(&ctx->caller_waiting)) {
+/* Joins the current job if it is still open; *seen becomes its generation
+ * either way. The successful CAS also makes fn/arg/n_tasks visible. */
+static int join_job(i8t_context *ctx, uint32_t *seen) {
+  uint64_t word = atomic_load(&ctx->job);
+  for (;;) {
+    *seen = JOB_GEN(word);
+    if (word & JOB_CLOSED) return 0;
+    if (atomic_compare_exchange_weak(&ctx->job, &word, word + 1)) return 1;
+  }
+}
+
+/* A worker leaves the job it joined; the last one out of a closed job wakes
+ * the caller if it sleeps (seq_cst pair with wait_for_active()). */
+static void leave_job(i8t_context *ctx) {
+  uint64_t word = atomic_fetch_sub(&ctx->job, 1) - 1;
+  if ((word & JOB_CLOSED) && JOB_ACTIVE(word) == 0 && atomic_load(&ctx->caller_waiting)) {
     pthread_mutex_lock(&ctx->lock);
     pthread_cond_signal(&ctx->done);
     pthread_mutex_unlock(&ctx->lock);
   }
 }
 
-/* The caller waits until every worker has checked in. */
-static void wait_for_workers(i8t_context *ctx) {
+/* The caller, having closed the job, waits for the workers still in it. */
+static void wait_for_active(i8t_context *ctx) {
   uint64_t deadline = 0;
   for (unsigned i = 1; ctx->spin_ns > 0; i++) {
-    if (atomic_load_explicit(&ctx->pending, memory_order_acquire) == 0) return;
+    if (JOB_ACTIVE(atomic_load_explicit(&ctx->job, memory_order_acquire)) == 0) return;
     cpu_relax();
     if (i % 64 == 0) {
       uint64_t t = now_ns();
@@ -325,14 +304,16 @@ static void wait_for_workers(i8t_context *ctx) {
   }
   pthread_mutex_lock(&ctx->lock);
   atomic_store(&ctx->caller_waiting, 1);
-  while (atomic_load(&ctx->pending) > 0) pthread_cond_wait(&ctx->done, &ctx->lock);
+  while (JOB_ACTIVE(atomic_load(&ctx->job)) > 0) pthread_cond_wait(&ctx->done, &ctx->lock);
   atomic_store(&ctx->caller_waiting, 0);
   pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Starts a new generation: the next job, or the stop signal. */
-static void publish_generation(i8t_context *ctx) {
-  atomic_fetch_add(&ctx->generation, 1);
+/* Publishes the next generation, open (a job) or closed (the stop signal),
+ * and wakes the sleeping workers. */
+static void publish_job(i8t_context *ctx, int open) {
+  uint32_t gen = JOB_GEN(atomic_load(&ctx->job)) + 1;
+  atomic_store(&ctx->job, ((uint64_t)gen << 32) | (open ? 0 : JOB_CLOSED));
   if (atomic_load(&ctx->sleepers) > 0) {
     pthread_mutex_lock(&ctx->lock);
     pthread_cond_broadcast(&ctx->wake);
@@ -376,13 +357,18 @@ static void *worker_main(void *p) {
   tls_current.ctx = ctx;
   tls_current.worker = w->index;
   if (INITIAL_SCRATCH <= ctx->scratch_limit) grow_scratch(ctx, w, INITIAL_SCRATCH);
-  uint64_t seen = 0;
-  check_in(ctx); /* started */
+  pthread_mutex_lock(&ctx->lock);
+  atomic_fetch_add(&ctx->started, 1);
+  pthread_cond_signal(&ctx->done);
+  pthread_mutex_unlock(&ctx->lock);
+  uint32_t seen = 0; /* the context starts at generation 0, closed */
   for (;;) {
     seen = wait_for_job(ctx, seen);
     if (atomic_load(&ctx->stop)) return NULL;
-    run_tasks(ctx, w->index);
-    check_in(ctx);
+    if (join_job(ctx, &seen)) {
+      run_tasks(ctx, w->index);
+      leave_job(ctx);
+    }
   }
 }
 
@@ -409,23 +395,23 @@ static i8t_status start_worker(i8t_context *ctx, worker *w) {
 
 static void stop_workers(i8t_context *ctx) {
   atomic_store(&ctx->stop, 1);
-  publish_generation(ctx);
+  publish_job(ctx, 0);
   for (int i = 1; i < ctx->threads; i++)
     if (ctx->workers[i].started) pthread_join(ctx->workers[i].thread, NULL);
 }
 
 static i8t_status start_workers(i8t_context *ctx) {
-  int started = 0;
-  atomic_store(&ctx->pending, ctx->threads - 1);
+  atomic_store(&ctx->job, JOB_CLOSED); /* generation 0: nothing to join */
   for (int i = 1; i < ctx->threads; i++) {
     i8t_status st = start_worker(ctx, &ctx->workers[i]);
     if (st) {
       stop_workers(ctx);
       return st;
     }
-    started++;
   }
-  if (started) wait_for_workers(ctx); /* every worker has its scratch */
+  pthread_mutex_lock(&ctx->lock); /* until every worker has its scratch */
+  while (atomic_load(&ctx->started) < ctx->threads - 1) pthread_cond_wait(&ctx->done, &ctx->lock);
+  pthread_mutex_unlock(&ctx->lock);
   return I8T_OK;
 }
 
@@ -541,15 +527,16 @@ static void run_inline(i8t_context *ctx, int worker_index, size_t n_tasks, i8t_t
   (void)ctx;
 }
 
+/* The caller publishes the job, runs tasks until none is left, closes the
+ * job and waits for the workers that joined it. */
 static void dispatch(i8t_context *ctx, size_t n_tasks, i8t_task_fn fn, void *arg) {
   ctx->fn = fn;
   ctx->arg = arg;
   ctx->n_tasks = n_tasks;
   atomic_store_explicit(&ctx->next_task, 0, memory_order_relaxed);
-  atomic_store_explicit(&ctx->pending, ctx->threads - 1, memory_order_relaxed);
-  publish_generation(ctx); /* seq_cst: orders the stores above before it */
+  publish_job(ctx, 1); /* seq_cst store: the stores above come before it */
   run_tasks(ctx, 0);
-  wait_for_workers(ctx);
+  if (JOB_ACTIVE(atomic_fetch_or(&ctx->job, JOB_CLOSED)) > 0) wait_for_active(ctx);
 }
 
 void i8t_parallel_for(i8t_context *ctx, size_t n_tasks, i8t_task_fn fn, void *arg) {

@@ -283,3 +283,57 @@ i8t_status i8t_topology_load(const cpu_set_t *usable, i8t_topology *out) {
   if (st == I8T_OK) densify_cores(out);
   return st;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Placement                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int domain_of(const i8t_topology *t, int core) {
+  return t->n_numa > 1 ? t->cores[core].numa : t->cores[core].package;
+}
+
+/* Core order of a policy (see i8t_topology_place). Core lists are in
+ * topology order, so within one rank the domains come in order too. */
+static void core_order(const i8t_topology *t, i8t_pin_policy pin, int *order) {
+  int n = t->n_cores, k = 0;
+  int *rank = pin == I8T_PIN_SCATTER ? calloc((size_t)n, sizeof *rank) : NULL;
+  if (!rank) { /* compact (or no memory for scatter's ranks) */
+    for (int i = 0; i < n; i++) order[i] = i;
+    return;
+  }
+  int max_rank = 0;
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < i; j++) rank[i] += domain_of(t, j) == domain_of(t, i);
+    max_rank = I8T_MAX(max_rank, rank[i]);
+  }
+  for (int r = 0; r <= max_rank; r++)
+    for (int i = 0; i < n; i++)
+      if (rank[i] == r) order[k++] = i;
+  free(rank);
+}
+
+int i8t_topology_place(const i8t_topology *t, i8t_pin_policy pin, int threads,
+                       i8t_placement *out) {
+  for (int i = 0; i < threads; i++) out[i] = (i8t_placement){-1, 0, 0};
+  int *order = malloc((size_t)(t->n_cores > 0 ? t->n_cores : 1) * sizeof *order);
+  if (pin == I8T_PIN_NONE || threads > t->n_pus || t->n_cores == 0 || !order) {
+    free(order);
+    return 0;
+  }
+  core_order(t, pin, order);
+  if (threads <= t->n_cores) {
+    for (int i = 0; i < threads; i++) {
+      const i8t_core *c = &t->cores[order[i]];
+      out[i] = (i8t_placement){order[i], c->first_pu, c->n_pus};
+    }
+  } else {
+    int w = 0;
+    for (int level = 0; w < threads; level++)
+      for (int i = 0; i < t->n_cores && w < threads; i++) {
+        const i8t_core *c = &t->cores[order[i]];
+        if (level < c->n_pus) out[w++] = (i8t_placement){order[i], c->first_pu + level, 1};
+      }
+  }
+  free(order);
+  return 1;
+}

@@ -15,6 +15,7 @@
 #include "isa_list.h"
 #include "test_util.h"
 #include "threadpool.h"
+#include "topology.h"
 
 static i8t_context *make_context(int threads, i8t_pin_policy pin) {
   i8t_context_options o;
@@ -304,6 +305,58 @@ static void test_pinning_scatter(void **state) {
 static void test_pinning_one_per_pu(void **state) {
   (void)state;
   check_pinning(I8T_PIN_COMPACT, usable_pus());
+}
+
+/* Placement on a made-up machine: 2 packages (one NUMA node each) of 3
+ * cores with 2 PUs each; core k of package p has OS PUs p*3+k and p*3+k+6. */
+static i8t_topology fake_topology(i8t_core *cores, int *pus) {
+  i8t_topology t = {.n_cores = 6, .n_pus = 12, .n_packages = 2, .n_numa = 2,
+                    .cores = cores, .pu_os = pus};
+  for (int c = 0; c < 6; c++) {
+    cores[c] = (i8t_core){c / 3, c / 3, 2 * c, 2};
+    pus[2 * c] = c;
+    pus[2 * c + 1] = c + 6;
+  }
+  return t;
+}
+
+static void expect_placement(const i8t_topology *t, i8t_pin_policy pin, int threads,
+                             const int *cores, const int *first_os_pu, int pus_each) {
+  i8t_placement where[16];
+  assert_int_equal(i8t_topology_place(t, pin, threads, where), 1);
+  for (int w = 0; w < threads; w++) {
+    assert_int_equal(where[w].core, cores[w]);
+    assert_int_equal(where[w].n_pus, pus_each);
+    assert_int_equal(t->pu_os[where[w].first_pu], first_os_pu[w]);
+  }
+}
+
+static void test_placement_policies(void **state) {
+  (void)state;
+  i8t_core cores[6];
+  int pus[12];
+  i8t_topology t = fake_topology(cores, pus);
+  /* Up to one per core: whole cores (both PUs). */
+  expect_placement(&t, I8T_PIN_COMPACT, 4, (int[]){0, 1, 2, 3}, (int[]){0, 1, 2, 3}, 2);
+  expect_placement(&t, I8T_PIN_SCATTER, 4, (int[]){0, 3, 1, 4}, (int[]){0, 3, 1, 4}, 2);
+  /* More than cores: single PUs, SMT siblings last. */
+  expect_placement(&t, I8T_PIN_COMPACT, 8, (int[]){0, 1, 2, 3, 4, 5, 0, 1},
+                   (int[]){0, 1, 2, 3, 4, 5, 6, 7}, 1);
+  expect_placement(&t, I8T_PIN_SCATTER, 8, (int[]){0, 3, 1, 4, 2, 5, 0, 3},
+                   (int[]){0, 3, 1, 4, 2, 5, 6, 9}, 1);
+  /* Oversubscribed or policy none: nobody pinned. */
+  i8t_placement where[16];
+  assert_int_equal(i8t_topology_place(&t, I8T_PIN_COMPACT, 13, where), 0);
+  for (int w = 0; w < 13; w++) assert_int_equal(where[w].core, -1);
+  assert_int_equal(i8t_topology_place(&t, I8T_PIN_NONE, 2, where), 0);
+  assert_int_equal(where[1].core, -1);
+  /* Uneven cores (core 0 keeps both PUs, the others lost one to the mask). */
+  int uneven_pus[7] = {0, 6, 1, 2, 3, 4, 5};
+  for (int c = 0; c < 6; c++) cores[c] = (i8t_core){c / 3, c / 3, c == 0 ? 0 : c + 1, c == 0 ? 2 : 1};
+  t.pu_os = uneven_pus;
+  t.n_pus = 7;
+  expect_placement(&t, I8T_PIN_COMPACT, 7, (int[]){0, 1, 2, 3, 4, 5, 0},
+                   (int[]){0, 1, 2, 3, 4, 5, 6}, 1);
 }
 
 static void test_caller_affinity_restored(void **state) {
@@ -653,6 +706,7 @@ int main(void) {
       cmocka_unit_test(test_pinning_compact),
       cmocka_unit_test(test_pinning_scatter),
       cmocka_unit_test(test_pinning_one_per_pu),
+      cmocka_unit_test(test_placement_policies),
       cmocka_unit_test(test_caller_affinity_restored),
       cmocka_unit_test(test_more_threads_than_pus),
       cmocka_unit_test(test_one_thread),
