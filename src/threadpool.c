@@ -219,6 +219,23 @@ static void unpin_caller(i8t_context *ctx) {
   if (--tls_pin_depth == 0) sched_setaffinity(0, sizeof tls_original_mask, &tls_original_mask);
 }
 
+#ifdef I8T_HAVE_OPENMP
+/* oneDNN (the fp32 baseline) runs on OpenMP: it gets as many threads as we
+ * have workers, so that the two never oversubscribe the cores. libgomp's
+ * threads inherit the affinity of the thread that starts them, so the team
+ * is started here, with the caller's unpinned affinity: started later from
+ * the pinned caller, all of it would run on the caller's one core. */
+static void start_openmp_team(int threads) {
+  cpu_set_t pinned;
+  int moved = tls_pin_depth > 0 && sched_getaffinity(0, sizeof pinned, &pinned) == 0 &&
+              sched_setaffinity(0, sizeof tls_original_mask, &tls_original_mask) == 0;
+  omp_set_num_threads(threads);
+#pragma omp parallel num_threads(threads)
+  { (void)omp_get_thread_num(); }
+  if (moved) sched_setaffinity(0, sizeof pinned, &pinned);
+}
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Waiting: spin, then sleep                                                */
 /* ------------------------------------------------------------------------ */
@@ -489,6 +506,9 @@ i8t_status i8t_context_create(const i8t_context_options *opts, i8t_context **out
     free_context(ctx);
     return st;
   }
+#ifdef I8T_HAVE_OPENMP
+  start_openmp_team(ctx->threads);
+#endif
   pin_caller(ctx);
   tls_current.ctx = ctx; /* worker 0's scratch is touched by the caller */
   tls_current.worker = 0;
@@ -499,11 +519,6 @@ i8t_status i8t_context_create(const i8t_context_options *opts, i8t_context **out
     free_context(ctx);
     return st;
   }
-#ifdef I8T_HAVE_OPENMP
-  /* oneDNN (the fp32 baseline) runs on OpenMP: give it as many threads as
-   * we have workers, so that the two never oversubscribe the cores. */
-  omp_set_num_threads(ctx->threads);
-#endif
   *out = ctx;
   return I8T_OK;
 }

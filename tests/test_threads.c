@@ -377,6 +377,35 @@ static void test_caller_affinity_restored(void **state) {
   i8t_context_destroy(none);
 }
 
+#ifdef I8T_TEST_OPENMP
+#include <omp.h>
+/* oneDNN's OpenMP team gets the pool's thread count, and its threads are not
+ * stuck on the core the context pinned its creator to. */
+static void test_openmp_team(void **state) {
+  (void)state;
+  if (usable_pus() < 2) skip();
+  i8t_context *ctx = make_context(2, I8T_PIN_COMPACT);
+  assert_int_equal(omp_get_max_threads(), 2);
+  int narrow = 0, team = 0;
+#pragma omp parallel reduction(+ : narrow, team)
+  {
+    cpu_set_t set;
+    team++;
+    if (omp_get_thread_num() != 0 && sched_getaffinity(0, sizeof set, &set) == 0)
+      narrow += CPU_COUNT(&set) < 2;
+  }
+  i8t_context_destroy(ctx);
+  assert_int_equal(team, 2);
+  assert_int_equal(narrow, 0);
+}
+#else
+static void test_openmp_team(void **state) {
+  (void)state;
+  print_message("[   INFO   ] built without oneDNN/OpenMP: skipped\n");
+  skip();
+}
+#endif
+
 static void test_more_threads_than_pus(void **state) {
   (void)state;
   int n = 2 * usable_pus() + 1;
@@ -708,6 +737,7 @@ int main(void) {
       cmocka_unit_test(test_pinning_one_per_pu),
       cmocka_unit_test(test_placement_policies),
       cmocka_unit_test(test_caller_affinity_restored),
+      cmocka_unit_test(test_openmp_team),
       cmocka_unit_test(test_more_threads_than_pus),
       cmocka_unit_test(test_one_thread),
       cmocka_unit_test(test_describe),

@@ -62,7 +62,9 @@ void i8t_context_options_default(i8t_context_options *opts);
  * oversubscribed). In builds with oneDNN, creation also calls
  * omp_set_num_threads(threads) on the calling thread, so that the fp32
  * baseline's OpenMP parallel regions started from it use the same number
- * of threads; it is not restored on destroy. */
+ * of threads (not restored on destroy), and starts that OpenMP team before
+ * pinning the caller, so that its threads are not confined to the caller's
+ * core (libgomp threads inherit their creator's affinity). */
 i8t_status i8t_context_create(const i8t_context_options *opts, i8t_context **out);
 
 /** Destroys the context and joins its workers. NULL is a no-op. Must not
