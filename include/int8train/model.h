@@ -36,6 +36,10 @@ typedef struct i8t_model_config {
   int act_stochastic;    /**< round activations stochastically (reference bug #4), default 0 */
   float momentum;        /**< SGD momentum (0.9) */
   float weight_decay;    /**< on conv and fc weights only (1e-4 per reference; 5e-4 default here) */
+  /* Additions; i8t_model_config_preset fills them with the defaults. */
+  int weight_per_channel; /**< int8: one weight scale per output channel (default 0: per tensor) */
+  int range_bn_paper;     /**< Range BN: the paper's single range, C(n) = 1/sqrt(2 ln n),
+                               instead of the reference's 16 chunks (default 0) */
 } i8t_model_config;
 
 /** Defaults for a named model: "resnet8", "resnet14", "resnet20", "cnn" (and
@@ -46,7 +50,25 @@ i8t_status i8t_model_config_preset(const char *name, int in_channels, int in_hei
 
 typedef struct i8t_model i8t_model;
 
-/** Builds the network with the reference initialisation drawn from `seed`. */
+/** Builds the network with the reference initialisation drawn from `seed`
+ * (also the seed of the stochastic-rounding streams). `ctx` may be NULL (no
+ * worker threads); it must outlive the model.
+ *
+ * Networks (NHWC inside; the first conv and the fc layer are quantized too):
+ * - "resnet", depth 6n+2: conv3x3(width) BN ReLU, three stages of n basic
+ *   blocks (widths w, 2w, 4w; the first block of stages 2 and 3 has stride 2
+ *   and a 1x1 conv + BN projection shortcut), global average pool, fc.
+ *   Block: conv3x3 BN ReLU conv3x3 BN (gamma = 0 at init), + shortcut, ReLU.
+ * - "cnn", depth d: d x (conv3x3 BN ReLU), a 2x2 max-pool after every second
+ *   conv but the last (channels doubling after each pool), global average
+ *   pool, fc.
+ * Initialisation: conv ~ N(0, sqrt(2 / (k k C_out))), BN gamma 1 beta 0,
+ * fc ~ N(0, 0.01), bias 0. SGD with momentum; weight decay on conv and fc
+ * weights only. Running statistics: Range BN and activation ranges use the
+ * reference's running = 0.1 * running + 0.9 * batch; standard BN PyTorch's
+ * running = 0.9 * running + 0.1 * batch (unbiased variance). A batch of one
+ * sample leaves the BN running statistics unchanged. See layers.h for the
+ * int8 formats and docs/training.md for the decisions. */
 i8t_status i8t_model_create(i8t_context *ctx, const i8t_model_config *cfg, uint64_t seed,
                             i8t_model **out);
 void i8t_model_destroy(i8t_model *model);
@@ -76,10 +98,28 @@ typedef struct i8t_state_tensor {
   size_t size;      /**< number of floats */
 } i8t_state_tensor;
 
+/** Names: "<param>" (e.g. "conv1.weight", "bn1.gamma", "fc.bias"),
+ * "<param>.momentum", "<bn>.running_mean", "<bn>.running_var" (standard BN)
+ * or "<bn>.running_scale" (Range BN), int8 quantizer ranges "<name>.range"
+ * (2 floats: running min, max), and "rng.seed" (4 floats of 16 bits: the
+ * rounding streams' seed). Restoring every tensor and the step count makes
+ * the next steps bit-identical to an uninterrupted run (same thread-count
+ * independence as everything else). */
 size_t i8t_model_state_count(const i8t_model *model);
 i8t_status i8t_model_state(i8t_model *model, size_t i, i8t_state_tensor *out);
 uint64_t i8t_model_step_count(const i8t_model *model);
 void i8t_model_set_step_count(i8t_model *model, uint64_t steps);
+
+/* Additions for tools and benchmarks. */
+
+/** Number of trainable parameters (floats). */
+size_t i8t_model_parameter_count(const i8t_model *model);
+/** One line per layer ("conv1 3x3 1->16 stride 1 out 28x28", ...), like
+ * snprintf: writes at most `size` bytes and returns the length it needed. */
+size_t i8t_model_describe(const i8t_model *model, char *buf, size_t size);
+/** The fp32 backend of a model (an i8t_fp32_backend of layers.h: 0 auto,
+ * 1 portable, 2 oneDNN). Tests compare them; the default is auto. */
+i8t_status i8t_model_set_fp32_backend(i8t_model *model, int backend);
 
 #ifdef __cplusplus
 }

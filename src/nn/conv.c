@@ -1,0 +1,376 @@
+/* Convolution and fully connected layers in int8: im2col of u8 NHWC
+ * activations feeding the three integer GEMMs, per block of samples so that
+ * the column buffer stays in cache; col2im of the exact int32 grad input. */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "nn_conv.h"
+
+i8t_conv_shape i8t_fc_shape(int batch, int in_features, int out_features) {
+  i8t_conv_shape s = {batch, 1, 1, in_features, out_features, 1, 1, 0};
+  return s;
+}
+
+int i8t_conv_out_h(const i8t_conv_shape *s) {
+  return (s->in_h + 2 * s->pad - s->kernel) / s->stride + 1;
+}
+int i8t_conv_out_w(const i8t_conv_shape *s) {
+  return (s->in_w + 2 * s->pad - s->kernel) / s->stride + 1;
+}
+size_t i8t_conv_k(const i8t_conv_shape *s) {
+  return (size_t)s->kernel * (size_t)s->kernel * (size_t)s->in_c;
+}
+
+i8t_status i8t_conv_check(const i8t_conv_shape *s) {
+  if (!s) return i8t_error(I8T_ERR_INVALID_ARG, "conv: NULL shape");
+  if (s->batch <= 0 || s->in_h <= 0 || s->in_w <= 0 || s->in_c <= 0 || s->out_c <= 0 ||
+      s->kernel <= 0 || s->stride <= 0 || s->pad < 0)
+    return i8t_error(I8T_ERR_SHAPE,
+                     "conv: sizes must be positive (batch %d, input %dx%dx%d, out_c %d, "
+                     "kernel %d, stride %d, pad %d)",
+                     s->batch, s->in_h, s->in_w, s->in_c, s->out_c, s->kernel, s->stride, s->pad);
+  if (s->kernel > s->in_h + 2 * s->pad || s->kernel > s->in_w + 2 * s->pad)
+    return i8t_error(I8T_ERR_SHAPE, "conv: kernel %d larger than the padded input %dx%d",
+                     s->kernel, s->in_h + 2 * s->pad, s->in_w + 2 * s->pad);
+  if (s->pad >= s->kernel)
+    return i8t_error(I8T_ERR_SHAPE, "conv: padding %d must be smaller than the kernel %d",
+                     s->pad, s->kernel);
+  if (i8t_conv_k(s) > I8T_GEMM_MAX_K || (size_t)s->out_c > I8T_GEMM_MAX_K)
+    return i8t_error(I8T_ERR_SHAPE, "conv: K=%zu or out_c=%d exceeds the int32-exact limit %d",
+                     i8t_conv_k(s), s->out_c, I8T_GEMM_MAX_K);
+  /* col2im adds kernel^2 GEMM results of |value| <= 127 * 127 * out_c each. */
+  if ((size_t)s->out_c * (size_t)s->kernel * (size_t)s->kernel > (size_t)INT32_MAX / (127 * 127))
+    return i8t_error(I8T_ERR_SHAPE, "conv: out_c * kernel^2 = %zu too large for int32 col2im",
+                     (size_t)s->out_c * (size_t)s->kernel * (size_t)s->kernel);
+  size_t in = (size_t)s->batch * s->in_h * s->in_w * s->in_c;
+  size_t out = (size_t)s->batch * i8t_conv_out_h(s) * i8t_conv_out_w(s) * s->out_c;
+  if (in > UINT32_MAX || out > UINT32_MAX)
+    return i8t_error(I8T_ERR_SHAPE, "conv: tensors above 2^32 elements are not supported");
+  return I8T_OK;
+}
+
+nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s) {
+  nn_conv_geom g;
+  g.s = *s;
+  g.oh = (size_t)i8t_conv_out_h(s);
+  g.ow = (size_t)i8t_conv_out_w(s);
+  g.K = i8t_conv_k(s);
+  g.in_rows = (size_t)s->in_h * s->in_w;
+  g.out_rows = g.oh * g.ow;
+  g.direct = s->kernel == 1 && s->stride == 1 && s->pad == 0;
+  /* ~1.5k output rows per task: the column block stays in L2. */
+  g.spt = nn_samples_per_task((size_t)s->batch, g.out_rows, 1536);
+  g.tasks = nn_task_count((size_t)s->batch, g.spt);
+  return g;
+}
+
+void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
+               size_t n0, size_t n1, void *cols) {
+  const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;
+  const long P = g->s.pad, S = g->s.stride;
+  const size_t pix = (size_t)g->s.in_c * esize, rowbytes = g->K * esize;
+  const unsigned char *src = x;
+  unsigned char *dst = cols;
+  for (size_t n = n0; n < n1; n++) {
+    for (size_t oy = 0; oy < g->oh; oy++) {
+      for (size_t ox = 0; ox < g->ow; ox++, dst += rowbytes) {
+        for (size_t ky = 0; ky < k; ky++) {
+          long iy = (long)oy * S - P + (long)ky;
+          unsigned char *seg = dst + ky * k * pix;
+          if (iy < 0 || iy >= (long)H) {
+            memset(seg, pad_byte, k * pix);
+            continue;
+          }
+          const unsigned char *line = src + (n * H + (size_t)iy) * W * pix;
+          long ix0 = (long)ox * S - P;
+          if (S == 1) { /* the valid kx are one contiguous run of pixels */
+            long lo = ix0 < 0 ? -ix0 : 0;
+            long hi = ix0 + (long)k > (long)W ? (long)W - ix0 : (long)k;
+            if (lo > 0) memset(seg, pad_byte, (size_t)lo * pix);
+            memcpy(seg + (size_t)lo * pix, line + (size_t)(ix0 + lo) * pix, (size_t)(hi - lo) * pix);
+            if (hi < (long)k) memset(seg + (size_t)hi * pix, pad_byte, (k - (size_t)hi) * pix);
+            continue;
+          }
+          for (size_t kx = 0; kx < k; kx++) {
+            long ix = ix0 + (long)kx;
+            if (ix < 0 || ix >= (long)W) memset(seg + kx * pix, pad_byte, pix);
+            else memcpy(seg + kx * pix, line + (size_t)ix * pix, pix);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* col2im for int32 and float: dx (samples n0..n1, zeroed by the caller) +=
+ * every column value routed back to its input pixel. One body for both types. */
+#define DEFINE_COL2IM(NAME, T)                                                            \
+  void NAME(const nn_conv_geom *g, const T *cols, size_t n0, size_t n1, T *dx) {         \
+    const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;  \
+    const size_t C = (size_t)g->s.in_c;                                                   \
+    const long P = g->s.pad, S = g->s.stride;                                             \
+    for (size_t n = n0; n < n1; n++) {                                                    \
+      for (size_t oy = 0; oy < g->oh; oy++) {                                             \
+        for (size_t ox = 0; ox < g->ow; ox++, cols += g->K) {                             \
+          for (size_t ky = 0; ky < k; ky++) {                                             \
+            long iy = (long)oy * S - P + (long)ky;                                        \
+            if (iy < 0 || iy >= (long)H) continue;                                        \
+            for (size_t kx = 0; kx < k; kx++) {                                           \
+              long ix = (long)ox * S - P + (long)kx;                                      \
+              if (ix < 0 || ix >= (long)W) continue;                                      \
+              T *d = dx + ((n * H + (size_t)iy) * W + (size_t)ix) * C;                     \
+              const T *c = cols + (ky * k + kx) * C;                                      \
+              for (size_t i = 0; i < C; i++) d[i] += c[i];                                \
+            }                                                                             \
+          }                                                                               \
+        }                                                                                 \
+      }                                                                                   \
+    }                                                                                     \
+  }
+
+/* int32 adds of exact integer products: no wrap-around, as
+ * 127 * 127 * out_c * kernel^2 fits (checked by i8t_conv_check). */
+DEFINE_COL2IM(nn_col2im_s32, int32_t)
+DEFINE_COL2IM(nn_col2im_f32, float)
+
+/* ------------------------------------------------------------------------ */
+/* int8 forward                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fwd_job {
+  nn_conv_geom g;
+  i8t_workspace *ws;
+  const uint8_t *x;
+  uint8_t zp;
+  const int8_t *w;
+  int32_t *y;
+  const float *col_scale;
+  size_t ncs;
+  float *smin, *smax;
+  nn_errors err;
+} fwd_job;
+
+/* Real-valued min and max of one sample's int32 output block. */
+static void sample_range(const int32_t *y, size_t rows, size_t C, const float *col_scale,
+                         size_t ncs, float *lo, float *hi) {
+  if (ncs == 1) {
+    int32_t mn = INT32_MAX, mx = INT32_MIN;
+    for (size_t i = 0; i < rows * C; i++) {
+      mn = y[i] < mn ? y[i] : mn;
+      mx = y[i] > mx ? y[i] : mx;
+    }
+    float a = (float)mn * col_scale[0], b = (float)mx * col_scale[0];
+    *lo = a < b ? a : b;
+    *hi = a < b ? b : a;
+    return;
+  }
+  float mn = INFINITY, mx = -INFINITY;
+  for (size_t r = 0; r < rows; r++) {
+    const int32_t *yr = y + r * C;
+    for (size_t c = 0; c < C; c++) {
+      float v = (float)yr[c] * col_scale[c];
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+    }
+  }
+  *lo = mn;
+  *hi = mx;
+}
+
+static void forward_task(void *arg, size_t task, int worker) {
+  fwd_job *j = arg;
+  const nn_conv_geom *g = &j->g;
+  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
+  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c;
+  const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
+  if (!g->direct) {
+    uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
+    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols);
+    a = cols;
+  }
+  i8t_matrix A = {a, g->K, 1}, B = {j->w, 1, g->K};
+  i8t_status st = i8t_gemm_u8s8s32(NULL, m, C, g->K, A, j->zp, B, j->y + r0 * C, C);
+  if (st) {
+    nn_errors_set(&j->err, st);
+    return;
+  }
+  if (!j->smin) return;
+  for (size_t n = n0; n < n1; n++)
+    sample_range(j->y + n * g->out_rows * C, g->out_rows, C, j->col_scale, j->ncs,
+                 &j->smin[n], &j->smax[n]);
+}
+
+i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
+                                 uint8_t x_zp, const int8_t *w, int32_t *y,
+                                 const float *col_scale, size_t col_scale_count,
+                                 float *sample_min, float *sample_max) {
+  i8t_status st = i8t_conv_check(s);
+  if (st) return st;
+  if (!ws || !x || !w || !y) return i8t_error(I8T_ERR_INVALID_ARG, "conv forward: NULL argument");
+  if ((sample_min || sample_max) &&
+      (!sample_min || !sample_max || !col_scale ||
+       (col_scale_count != 1 && col_scale_count != (size_t)s->out_c)))
+    return i8t_error(I8T_ERR_INVALID_ARG,
+                     "conv forward: sample ranges need both outputs and 1 or out_c=%d scales",
+                     s->out_c);
+  fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w, .y = y,
+               .col_scale = col_scale, .ncs = col_scale_count, .smin = sample_min,
+               .smax = sample_max};
+  nn_errors_init(&j.err);
+  if (!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K))) return st;
+  i8t_parallel_for(ws->ctx, j.g.tasks, forward_task, &j);
+  return nn_errors_get(&j.err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* int8 grad input                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bwd_data_job {
+  nn_conv_geom g;
+  i8t_workspace *ws;
+  const int8_t *dy, *w;
+  int32_t *dx;
+  nn_errors err;
+} bwd_data_job;
+
+static void backward_data_task(void *arg, size_t task, int worker) {
+  bwd_data_job *j = arg;
+  const nn_conv_geom *g = &j->g;
+  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
+  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
+  size_t Ci = (size_t)g->s.in_c;
+  int32_t *dx = j->dx + n0 * g->in_rows * Ci;
+  i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, g->K, 1};
+  if (g->direct) {
+    nn_errors_set(&j->err, i8t_gemm_s8s8s32(NULL, m, g->K, Co, A, B, dx, Ci));
+    return;
+  }
+  int32_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
+  i8t_status st = i8t_gemm_s8s8s32(NULL, m, g->K, Co, A, B, cols, g->K);
+  if (st) {
+    nn_errors_set(&j->err, st);
+    return;
+  }
+  memset(dx, 0, (n1 - n0) * g->in_rows * Ci * sizeof *dx);
+  nn_col2im_s32(g, cols, n0, n1, j->dx);
+}
+
+i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *s,
+                                       const int8_t *dy, const int8_t *w, int32_t *dx) {
+  i8t_status st = i8t_conv_check(s);
+  if (st) return st;
+  if (!ws || !dy || !w || !dx)
+    return i8t_error(I8T_ERR_INVALID_ARG, "conv backward data: NULL argument");
+  bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx};
+  nn_errors_init(&j.err);
+  if (!j.g.direct &&
+      (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K * sizeof(int32_t))))
+    return st;
+  i8t_parallel_for(ws->ctx, j.g.tasks, backward_data_task, &j);
+  return nn_errors_get(&j.err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* int8 weight gradient                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bwd_weights_job {
+  nn_conv_geom g;
+  i8t_workspace *ws;
+  const int16_t *dy;
+  const uint8_t *x;
+  uint8_t zp;
+  nn_errors err;
+} bwd_weights_job;
+
+/* Each task's int64 block is added into its worker's accumulator: int64
+ * sums are exact, so the result does not depend on which worker ran what. */
+static void backward_weights_task(void *arg, size_t task, int worker) {
+  bwd_weights_job *j = arg;
+  const nn_conv_geom *g = &j->g;
+  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
+  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
+  const uint8_t *b = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
+  if (!g->direct) {
+    uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
+    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols);
+    b = cols;
+  }
+  int64_t *tmp = nn_scratch(j->ws, worker, NN_SLOT_B);
+  int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
+  i8t_matrix A = {j->dy + r0 * Co, 1, Co}, B = {b, g->K, 1};
+  i8t_status st = i8t_gemm_s16u8s64(NULL, Co, g->K, m, A, B, j->zp, tmp, g->K);
+  if (st) {
+    nn_errors_set(&j->err, st);
+    return;
+  }
+  for (size_t i = 0; i < Co * g->K; i++) acc[i] += tmp[i];
+}
+
+i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_shape *s,
+                                           const int16_t *dy, const uint8_t *x, uint8_t x_zp,
+                                           int64_t *dw) {
+  i8t_status st = i8t_conv_check(s);
+  if (st) return st;
+  if (!ws || !dy || !x || !dw)
+    return i8t_error(I8T_ERR_INVALID_ARG, "conv backward weights: NULL argument");
+  bwd_weights_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
+  nn_errors_init(&j.err);
+  size_t wsize = (size_t)s->out_c * j.g.K;
+  if ((!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K))) ||
+      (st = nn_reserve(ws, NN_SLOT_B, wsize * sizeof(int64_t))) ||
+      (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
+    return st;
+  for (int w = 0; w < ws->threads; w++) memset(nn_scratch(ws, w, NN_SLOT_C), 0, wsize * 8);
+  i8t_parallel_for(ws->ctx, j.g.tasks, backward_weights_task, &j);
+  memset(dw, 0, wsize * sizeof *dw);
+  for (int w = 0; w < ws->threads; w++) {
+    const int64_t *acc = nn_scratch(ws, w, NN_SLOT_C);
+    for (size_t i = 0; i < wsize; i++) dw[i] += acc[i];
+  }
+  return nn_errors_get(&j.err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fully connected (int8): one GEMM each, parallel inside the GEMM          */
+/* ------------------------------------------------------------------------ */
+
+static i8t_status fc_check(const void *ws, int n, int in, int out, const void *a, const void *b,
+                           const void *c) {
+  if (!ws || !a || !b || !c) return i8t_error(I8T_ERR_INVALID_ARG, "fc: NULL argument");
+  if (n <= 0 || in <= 0 || out <= 0)
+    return i8t_error(I8T_ERR_SHAPE, "fc: sizes must be positive (n %d, in %d, out %d)", n, in,
+                     out);
+  if (in > I8T_GEMM_MAX_K || out > I8T_GEMM_MAX_K)
+    return i8t_error(I8T_ERR_SHAPE, "fc: in=%d or out=%d exceeds %d", in, out, I8T_GEMM_MAX_K);
+  return I8T_OK;
+}
+
+i8t_status i8t_fc_forward_s8(i8t_workspace *ws, int n, int in, int out, const uint8_t *x,
+                             uint8_t x_zp, const int8_t *w, int32_t *y) {
+  i8t_status st = fc_check(ws, n, in, out, x, w, y);
+  if (st) return st;
+  i8t_matrix A = {x, (size_t)in, 1}, B = {w, 1, (size_t)in};
+  return i8t_gemm_u8s8s32(ws->ctx, (size_t)n, (size_t)out, (size_t)in, A, x_zp, B, y,
+                          (size_t)out);
+}
+
+i8t_status i8t_fc_backward_data_s8(i8t_workspace *ws, int n, int in, int out, const int8_t *dy,
+                                   const int8_t *w, int32_t *dx) {
+  i8t_status st = fc_check(ws, n, in, out, dy, w, dx);
+  if (st) return st;
+  i8t_matrix A = {dy, (size_t)out, 1}, B = {w, (size_t)in, 1};
+  return i8t_gemm_s8s8s32(ws->ctx, (size_t)n, (size_t)in, (size_t)out, A, B, dx, (size_t)in);
+}
+
+i8t_status i8t_fc_backward_weights_s16(i8t_workspace *ws, int n, int in, int out,
+                                       const int16_t *dy, const uint8_t *x, uint8_t x_zp,
+                                       int64_t *dw) {
+  i8t_status st = fc_check(ws, n, in, out, dy, x, dw);
+  if (st) return st;
+  i8t_matrix A = {dy, 1, (size_t)out}, B = {x, (size_t)in, 1};
+  return i8t_gemm_s16u8s64(ws->ctx, (size_t)out, (size_t)in, (size_t)n, A, B, x_zp, dw,
+                           (size_t)in);
+}

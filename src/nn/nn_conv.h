@@ -1,0 +1,29 @@
+/* Convolution geometry shared by the int8 (conv.c) and fp32 (conv_f32.c)
+ * convolutions: output sizes, the per-task sample split, im2col / col2im. */
+#ifndef INT8TRAIN_NN_CONV_H
+#define INT8TRAIN_NN_CONV_H
+
+#include "nn_internal.h"
+
+typedef struct nn_conv_geom {
+  i8t_conv_shape s;
+  size_t oh, ow, K;
+  size_t in_rows, out_rows; /* pixels per sample */
+  int direct;               /* 1x1, stride 1, no padding: the input is the column matrix */
+  size_t spt, tasks;        /* samples per task, task count */
+} nn_conv_geom;
+
+nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s);
+
+/* Column matrix of samples [n0, n1): one row per output pixel, K values in
+ * (ky, kx, c) order; padding is filled with pad_byte (the zero point for u8,
+ * 0 for float). esize: bytes per element. */
+void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
+               size_t n0, size_t n1, void *cols);
+/* dx[samples n0..n1) += columns routed back to their input pixels (cols
+ * points at sample n0's first row). */
+void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t n0, size_t n1,
+                   int32_t *dx);
+void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t n0, size_t n1, float *dx);
+
+#endif

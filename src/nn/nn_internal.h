@@ -1,0 +1,126 @@
+/* Internals shared by the layer library (src/nn): the workspace, the task
+ * split every parallel pass uses, error collection inside tasks, and the
+ * block-wise quantization of values computed on the fly. */
+#ifndef INT8TRAIN_NN_INTERNAL_H
+#define INT8TRAIN_NN_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "int8train/layers.h"
+#include "internal.h"
+#include "threadpool.h"
+
+/* Per-worker scratch slots: a pass reserves the slots it uses for every
+ * worker before its parallel loop, so tasks never allocate. */
+enum { NN_SLOT_A = 0, NN_SLOT_B, NN_SLOT_C, NN_SLOT_D, NN_SLOTS };
+
+typedef struct nn_buf {
+  void *p;
+  size_t size;
+} nn_buf;
+
+struct nn_dnnl;
+
+struct i8t_workspace {
+  i8t_context *ctx;
+  int threads;
+  nn_buf *scratch; /* [threads][NN_SLOTS] */
+  i8t_fp32_backend backend;
+  struct nn_dnnl *dnnl; /* oneDNN engine, stream and primitive cache */
+};
+
+/* Grows slot `slot` of every worker to at least `bytes`. */
+i8t_status nn_reserve(i8t_workspace *ws, int slot, size_t bytes);
+static inline void *nn_scratch(i8t_workspace *ws, int worker, int slot) {
+  return ws->scratch[(size_t)worker * NN_SLOTS + slot].p;
+}
+
+/* Values are computed into blocks of this many floats (on the stack, in L1)
+ * and handed to the quantizer kernels in one call. */
+#define NN_BLOCK 2048
+
+/* First failure of a parallel pass (tasks cannot return a status). */
+typedef struct nn_errors {
+  atomic_int status;
+} nn_errors;
+static inline void nn_errors_init(nn_errors *e) { atomic_init(&e->status, I8T_OK); }
+static inline void nn_errors_set(nn_errors *e, i8t_status st) {
+  int expected = I8T_OK;
+  if (st != I8T_OK) atomic_compare_exchange_strong(&e->status, &expected, (int)st);
+}
+static inline i8t_status nn_errors_get(nn_errors *e) {
+  return (i8t_status)atomic_load(&e->status);
+}
+
+/* Splits `items` into tasks of `per` items (the last may be shorter). */
+static inline size_t nn_task_count(size_t items, size_t per) {
+  return per ? (items + per - 1) / per : 0;
+}
+
+/* Samples per task for a pass over `batch` samples of `rows_per_sample`
+ * rows: about `target_rows` rows per task and at least 16 tasks when the
+ * batch allows. Depends on the shapes only, never on the thread count. */
+size_t nn_samples_per_task(size_t batch, size_t rows_per_sample, size_t target_rows);
+
+/* Rows per task for a pass over `rows` rows of `channels` values. */
+size_t nn_rows_per_task(size_t rows, size_t channels);
+
+/* Quantizes values computed on the fly: v[0..n) are elements first..first+n
+ * of a tensor whose stream is r. */
+static inline i8t_rounding nn_round_at(i8t_rounding r, size_t first) {
+  r.counter += first;
+  return r;
+}
+
+/* Absolute maximum of v[0..n) (0 for n = 0); non-finite values make it +Inf. */
+float nn_absmax(const float *v, size_t n);
+
+/* Largest |value| the quantizer may see: a non-finite value is an error. */
+i8t_status nn_check_finite(float absmax, const char *what);
+
+/* Parameters of a symmetric tensor with this absmax (8 or 16 bits). */
+static inline i8t_qparams nn_symmetric(float absmax, int bits) {
+  return i8t_qparams_symmetric(absmax, bits);
+}
+
+/* v[rows r0..r1) of an activation = sum of scale * source, in source order. */
+void nn_combine_sources(const i8t_grad_src *s, int ns, i8t_act_shape sh, size_t r0, size_t r1,
+                        float *v);
+i8t_status nn_check_sources(const i8t_grad_src *s, int ns);
+
+/* ------------------------------------------------------------------------ */
+/* fp32 backend entry points (src/nn/onednn.c, src/nn/conv_f32.c)           */
+/* ------------------------------------------------------------------------ */
+
+int nn_use_onednn(const i8t_workspace *ws);
+void nn_dnnl_destroy(struct nn_dnnl *d);
+
+i8t_status nn_dnnl_conv_forward(i8t_workspace *ws, const i8t_conv_shape *s, const float *x,
+                                 const float *w, float *y);
+i8t_status nn_dnnl_conv_backward_data(i8t_workspace *ws, const i8t_conv_shape *s,
+                                      const float *dy, const float *w, float *dx);
+i8t_status nn_dnnl_conv_backward_weights(i8t_workspace *ws, const i8t_conv_shape *s,
+                                         const float *dy, const float *x, float *dw);
+i8t_status nn_dnnl_fc_forward(i8t_workspace *ws, int n, int in, int out, const float *x,
+                              const float *w, const float *bias, float *y);
+i8t_status nn_dnnl_fc_backward_data(i8t_workspace *ws, int n, int in, int out,
+                                    const float *dy, const float *w, float *dx);
+i8t_status nn_dnnl_fc_backward_weights(i8t_workspace *ws, int n, int in, int out,
+                                       const float *dy, const float *x, float *dw,
+                                       float *dbias);
+/* Standard BN, training (mean/var out) or evaluation (mean/var in). */
+i8t_status nn_dnnl_bn_forward(i8t_workspace *ws, size_t rows, size_t channels, float eps,
+                              int training, const float *x, const float *gamma,
+                              const float *beta, float *mean, float *var, float *y);
+i8t_status nn_dnnl_bn_backward(i8t_workspace *ws, size_t rows, size_t channels, float eps,
+                               const float *x, const float *dy, const float *mean,
+                               const float *var, const float *gamma, const float *beta, float *dx,
+                               float *dgamma, float *dbeta);
+
+/* Portable sgemm: C[M x N] = (accumulate ? C : 0) + A[M x K] * B[K x N],
+ * element (r, c) of X at X[r * rs + c * cs]; C row-major with ldc. */
+void nn_sgemm(size_t M, size_t N, size_t K, const float *A, size_t a_rs, size_t a_cs,
+              const float *B, size_t b_rs, size_t b_cs, float *C, size_t ldc, int accumulate);
+
+#endif
