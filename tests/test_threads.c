@@ -386,17 +386,17 @@ static void test_openmp_team(void **state) {
   if (usable_pus() < 2) skip();
   i8t_context *ctx = make_context(2, I8T_PIN_COMPACT);
   assert_int_equal(omp_get_max_threads(), 2);
-  int narrow = 0, team = 0;
-#pragma omp parallel reduction(+ : narrow, team)
+  atomic_int narrow = 0, team = 0;
+#pragma omp parallel
   {
     cpu_set_t set;
-    team++;
+    atomic_fetch_add(&team, 1);
     if (omp_get_thread_num() != 0 && sched_getaffinity(0, sizeof set, &set) == 0)
-      narrow += CPU_COUNT(&set) < 2;
+      atomic_fetch_add(&narrow, CPU_COUNT(&set) < 2);
   }
   i8t_context_destroy(ctx);
-  assert_int_equal(team, 2);
-  assert_int_equal(narrow, 0);
+  assert_int_equal(atomic_load(&team), 2);
+  assert_int_equal(atomic_load(&narrow), 0);
 }
 #else
 static void test_openmp_team(void **state) {
