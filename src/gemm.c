@@ -6,7 +6,13 @@
  *   for pc in K by KC:           pack B[pc:pc+KC, block columns] -> NR panels
  *     pack A[block rows, pc:pc+KC]                              -> MR panels
  *     for each NR panel, for each MR panel: microkernel(MR x NR tile)
- * Tasks are independent blocks of C, so threads never share an output. */
+ * Tasks are independent blocks of C, so threads never share an output.
+ *
+ * With a microkernel's optional run_ex (kernel_table.h) the driver also
+ * reads A in place when the source already is the packed type (only edge
+ * rows are packed), lets the kernel add into int64 C, and has it subtract
+ * the zero-point correction as it stores the last KC block; otherwise edge
+ * tiles, int64 sums and the correction go through a small tile buffer. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +32,7 @@ typedef struct gemm_job {
   int64_t *c64;           /* int64 output (s16u8): KC blocks summed in int64 */
   size_t ldc;
   const int32_t *col_corr; /* subtracted from every row of C; NULL = none */
+  int a_in_place;          /* A is read where it is (see a_readable_in_place) */
 } gemm_job;
 
 static size_t a_block_bytes(const gemm_job *j) {
@@ -50,27 +57,69 @@ static i8t_pack_src offset_src(const i8t_pack_src *s, size_t r, size_t c) {
   return o;
 }
 
-/* One MR x NR tile (m x n valid) of a KC block. Full int32 tiles go straight
- * to C; edge tiles and int64 outputs go through `tile`. */
-static void run_tile(const gemm_job *j, const void *ap, const void *bp, size_t kc_pad,
-                     size_t row, size_t col, size_t m, size_t n, int first_k,
-                     int32_t *tile) {
-  const i8t_gemm_ukernel *uk = j->uk;
-  if (j->c32 && m == uk->mr && n == uk->nr) {
-    uk->run(kc_pad, ap, bp, j->c32 + row * j->ldc + col, j->ldc, !first_k);
-    return;
-  }
-  uk->run(kc_pad, ap, bp, tile, uk->nr, 0);
+/* Where a microkernel finds an MR-row panel of A: group g of row r at
+ * a + r * row_bytes + g * group_bytes. */
+typedef struct a_panel {
+  const char *a;
+  size_t row_bytes, group_bytes;
+} a_panel;
+
+/* A can skip packing when run_ex exists, rows are contiguous along K and the
+ * source already is the packed element type with no shift. */
+static int a_readable_in_place(const gemm_job *j) {
+  return j->uk->run_ex && j->a.col_stride == 1 && j->a.elem == (i8t_pack_elem)j->uk->a_elem &&
+         j->a.shift == 0;
+}
+
+/* Adds (or stores, on the first KC block) the m x n valid part of an int32
+ * tile into C, subtracting the column correction on the last KC block. */
+static void add_tile(const gemm_job *j, const int32_t *tile, size_t row, size_t col, size_t m,
+                     size_t n, int first_k, int last_k) {
+  const int32_t *corr = last_k && j->col_corr ? j->col_corr + col : NULL;
   for (size_t r = 0; r < m; r++) {
-    const int32_t *t = tile + r * uk->nr;
+    const int32_t *t = tile + r * j->uk->nr;
     if (j->c32) {
       int32_t *c = j->c32 + (row + r) * j->ldc + col;
-      for (size_t x = 0; x < n; x++) c[x] = first_k ? t[x] : (int32_t)((uint32_t)c[x] + (uint32_t)t[x]);
+      for (size_t x = 0; x < n; x++) {
+        uint32_t v = (uint32_t)t[x] + (first_k ? 0u : (uint32_t)c[x]);
+        c[x] = (int32_t)(v - (corr ? (uint32_t)corr[x] : 0u));
+      }
     } else {
       int64_t *c = j->c64 + (row + r) * j->ldc + col;
       for (size_t x = 0; x < n; x++) c[x] = first_k ? t[x] : c[x] + t[x];
     }
   }
+}
+
+/* One MR x NR tile (m x n valid) of a KC block. Full tiles go straight to C
+ * (int32 with `run`; int32 or int64 with run_ex, which also subtracts the
+ * correction); the rest go through `tile` and add_tile. */
+static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pad, size_t row,
+                     size_t col, size_t m, size_t n, int first_k, int last_k, int32_t *tile) {
+  const i8t_gemm_ukernel *uk = j->uk;
+  int full = m == uk->mr && n == uk->nr;
+  if (uk->run_ex) {
+    i8t_ukernel_args args = {kc_pad, ap.a, ap.row_bytes, ap.group_bytes, bp, NULL, NULL, 0,
+                             !first_k, NULL};
+    if (full) {
+      args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
+      args.c64 = j->c64 ? j->c64 + row * j->ldc + col : NULL;
+      args.ldc = j->ldc;
+      args.col_sub = last_k && j->col_corr ? j->col_corr + col : NULL;
+      uk->run_ex(&args);
+      return;
+    }
+    args.c32 = tile;
+    args.ldc = uk->nr;
+    args.accumulate = 0;
+    uk->run_ex(&args);
+  } else if (full && j->c32 && !(last_k && j->col_corr)) {
+    uk->run(kc_pad, ap.a, bp, j->c32 + row * j->ldc + col, j->ldc, !first_k);
+    return;
+  } else {
+    uk->run(kc_pad, ap.a, bp, tile, uk->nr, 0);
+  }
+  add_tile(j, tile, row, col, m, n, first_k, last_k);
 }
 
 static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
@@ -88,23 +137,28 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
 
   for (size_t pc = 0; pc < j->K; pc += j->kc) {
     size_t kb = I8T_MIN(j->kc, j->K - pc), kc_pad = I8T_ROUND_UP(kb, uk->kr);
-    i8t_pack_src bs = offset_src(&j->b, pc, col0), as = offset_src(&j->a, row0, pc);
+    /* Rows [0, m_direct) of the block are read in place (whole panels, and
+     * only when this KC block holds whole K groups); the rest are packed. */
+    size_t m_direct = j->a_in_place && kb % uk->kr == 0 ? mb / uk->mr * uk->mr : 0;
+    i8t_pack_src bs = offset_src(&j->b, pc, col0);
+    i8t_pack_src as = offset_src(&j->a, row0 + m_direct, pc);
     pack_b(uk, &bs, kb, nb, bpack);
-    pack_a(uk, &as, mb, kb, apack);
+    if (mb > m_direct) pack_a(uk, &as, mb - m_direct, kb, apack);
+    int first_k = pc == 0, last_k = pc + kb == j->K;
     for (size_t jr = 0; jr < nb; jr += uk->nr) {
       const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
       for (size_t ir = 0; ir < mb; ir += uk->mr) {
-        const char *ap = apack + (ir / uk->mr) * kc_pad * uk->mr * a_esize;
+        a_panel ap;
+        if (ir < m_direct) {
+          ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
+                         uk->kr * a_esize};
+        } else {
+          ap = (a_panel){apack + (ir - m_direct) / uk->mr * kc_pad * uk->mr * a_esize,
+                         uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize};
+        }
         run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
-                 I8T_MIN(uk->nr, nb - jr), pc == 0, tile);
+                 I8T_MIN(uk->nr, nb - jr), first_k, last_k, tile);
       }
-    }
-  }
-  if (j->col_corr) {
-    for (size_t r = 0; r < mb; r++) {
-      int32_t *c = j->c32 + (row0 + r) * j->ldc + col0;
-      for (size_t x = 0; x < nb; x++)
-        c[x] = (int32_t)((uint32_t)c[x] - (uint32_t)j->col_corr[col0 + x]);
     }
   }
 }
@@ -338,6 +392,7 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
     if (!corr) return i8t_error(I8T_ERR_NO_MEMORY, "GEMM column sums");
   }
   j.col_corr = corr;
+  j.a_in_place = a_readable_in_place(&j);
   st = run_job(ctx, &j);
   free(corr);
   return st;
@@ -368,5 +423,6 @@ i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t
                        i8t_pack_shift(I8T_PACK_U8, I8T_PACK_S16, b_zero_point)};
   /* |a| <= 32767 (32768 if a caller passes -32768), |b - zp| <= 255. */
   j.kc = overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr);
+  j.a_in_place = a_readable_in_place(&j);
   return run_job(ctx, &j);
 }

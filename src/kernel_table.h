@@ -66,6 +66,29 @@ typedef struct i8t_pack_src {
   int32_t shift;
 } i8t_pack_src;
 
+/* Arguments of the optional extended microkernel entry point (run_ex): the
+ * same tile product as i8t_gemm_ukernel_fn, plus three things that save the
+ * driver a pass over memory:
+ *   - A may be read in place: group g of row r is the KR values at
+ *     a + r * a_row_bytes + g * a_group_bytes (a packed panel has
+ *     a_row_bytes = KR * size, a_group_bytes = MR * KR * size; the source
+ *     itself has a_row_bytes = lda * size, a_group_bytes = KR * size);
+ *   - C may be int64 (c64): the int32 tile is sign-extended and stored or added;
+ *   - col_sub (int32 C only): NR values subtracted from every row of the tile
+ *     at the end (the zero-point correction of kernel_table.h), or NULL. */
+typedef struct i8t_ukernel_args {
+  size_t kc; /* a multiple of KR */
+  const void *a;
+  size_t a_row_bytes, a_group_bytes;
+  const void *b; /* packed B panel */
+  int32_t *c32;  /* exactly one of c32 / c64 is non-NULL */
+  int64_t *c64;
+  size_t ldc; /* row stride of C, in elements */
+  int accumulate;
+  const int32_t *col_sub;
+} i8t_ukernel_args;
+typedef void (*i8t_gemm_ukernel_ex_fn)(const i8t_ukernel_args *args);
+
 struct i8t_gemm_ukernel;
 /* Packs rows [0, m) x k [0, kc) of A into ceil(m / MR) consecutive A panels
  * (each MR x round_up(kc, KR)). */
@@ -78,6 +101,8 @@ typedef void (*i8t_pack_b_fn)(const struct i8t_gemm_ukernel *uk, const i8t_pack_
 typedef struct i8t_gemm_ukernel {
   const char *name;        /* e.g. "gemm_u8s8s32_4x16c2__avx2" */
   i8t_gemm_ukernel_fn run;
+  /* Optional (NULL: the driver only calls `run`): see i8t_ukernel_args. */
+  i8t_gemm_ukernel_ex_fn run_ex;
   /* Packers; NULL selects the portable ones in src/pack.c. An ISA supplies
    * its own where packing would otherwise limit speed. */
   i8t_pack_a_fn pack_a;

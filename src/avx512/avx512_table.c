@@ -1,0 +1,35 @@
+/* The avx512vnni kernel table (AVX-512 F/BW/VL + VNNI CPUs, or any AVX2 CPU
+ * in the SIMDe emulation build): the generic table with the VNNI GEMM
+ * kernels, packers, quantizers and reductions. */
+#include "../x86/x86_kernels.h"
+
+/* The 32 x kc B panel (32 KiB at kc = 1024) stays in L1 while the 8-row A
+ * panels stream past it from L2 (the mc x kc A block: 384 KiB). A large kc
+ * saves passes over C, a large mc re-packs B less often. */
+static i8t_gemm_ukernel vnni_u8s8_ukernel(const char *name) {
+  return (i8t_gemm_ukernel){.name = name,
+                            .run = i8t_gemm_u8s8s32_ukernel_8x32c4__avx512vnni,
+                            .run_ex = i8t_gemm_u8s8s32_ukernel_ex_8x32c4__avx512vnni,
+                            .pack_a = i8t_pack_a_c4x8__avx512vnni,
+                            .pack_b = i8t_pack_b_c4x8__avx512vnni,
+                            .mr = 8, .nr = 32, .kr = 4,
+                            .a_elem = I8T_PACK_U8, .b_elem = I8T_PACK_S8,
+                            .mc = 384, .kc = 1024, .nc = 512};
+}
+
+void i8t_init_table_avx512vnni(i8t_kernel_table *t) {
+  i8t_init_table_generic(t);
+  t->isa = I8T_ISA_AVX512VNNI;
+  t->gemm_u8s8s32 = vnni_u8s8_ukernel("gemm_u8s8s32_8x32c4__avx512vnni");
+  /* s8 A is packed as u8 = a + 128 (vpdpbusd wants u8 x s8). */
+  t->gemm_s8s8s32 = vnni_u8s8_ukernel("gemm_s8s8s32_8x32c4__avx512vnni");
+  t->gemm_s16u8s32 = (i8t_gemm_ukernel){.name = "gemm_s16u8s32_8x32c2__avx512vnni",
+                                        .run = i8t_gemm_s16s16s32_ukernel_8x32c2__avx512vnni,
+                                        .run_ex = i8t_gemm_s16s16s32_ukernel_ex_8x32c2__avx512vnni,
+                                        .pack_a = i8t_pack_a_c2s16__avx512vnni,
+                                        .pack_b = i8t_pack_b_c2s16__avx512vnni,
+                                        .mr = 8, .nr = 32, .kr = 2,
+                                        .a_elem = I8T_PACK_S16, .b_elem = I8T_PACK_S16,
+                                        .mc = 192, .kc = 256, .nc = 512};
+  I8T_X86_SET_ELEMENTWISE(t, avx512vnni);
+}

@@ -1,0 +1,107 @@
+/* The vector operations of the x86 templates (src/x86/) for AVX-512: 16
+ * float or int32 lanes in a zmm register (the AVX2 twin is
+ * src/avx2/avx2_vec.h). Only intrinsics that SIMDe 0.7.4 emulates correctly,
+ * or the i8t_mm512_* shims of avx512_intrinsics.h, appear here. */
+#ifndef INT8TRAIN_AVX512_VEC_H
+#define INT8TRAIN_AVX512_VEC_H
+
+#include "avx512_intrinsics.h"
+#include "../x86/x86_reduce.h"
+
+#define I8T_X86_ISA avx512vnni
+#define I8T_VLANES 16
+
+typedef __m512 i8t_vf;
+typedef __m512i i8t_vi;
+
+/* ---- float lanes ---- */
+static inline i8t_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline i8t_vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline i8t_vf vf_mul(i8t_vf a, i8t_vf b) { return _mm512_mul_ps(a, b); }
+static inline i8t_vf vf_add(i8t_vf a, i8t_vf b) { return _mm512_add_ps(a, b); }
+static inline i8t_vf vf_sub(i8t_vf a, i8t_vf b) { return _mm512_sub_ps(a, b); }
+/* a < b ? a : b and a > b ? a : b (b when either is NaN). */
+static inline i8t_vf vf_min(i8t_vf a, i8t_vf b) { return _mm512_min_ps(a, b); }
+static inline i8t_vf vf_max(i8t_vf a, i8t_vf b) { return _mm512_max_ps(a, b); }
+static inline i8t_vf vf_round_even(i8t_vf v) { return i8t_mm512_round_even_ps(v); }
+static inline i8t_vf vf_floor(i8t_vf v) { return i8t_mm512_floor_ps(v); }
+/* a < b ? 1.0f : 0.0f (ordered: false on NaN). */
+static inline i8t_vf vf_one_if_less(i8t_vf a, i8t_vf b) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), _mm512_set1_ps(1.0f));
+}
+static inline i8t_vi vf_to_vi_trunc(i8t_vf v) { return i8t_mm512_cvttps_epi32(v); }
+static inline i8t_vf vi_to_vf(i8t_vi v) { return i8t_mm512_cvtepi32_ps(v); }
+static inline i8t_vi vf_bits(i8t_vf v) { return _mm512_castps_si512(v); }
+static inline __m256 vf_lo8(i8t_vf v) { return _mm256_castsi256_ps(i8t_mm512_lo256(vf_bits(v))); }
+static inline __m256 vf_hi8(i8t_vf v) { return _mm256_castsi256_ps(i8t_mm512_hi256(vf_bits(v))); }
+static inline float vf_hmin(i8t_vf v) { return x86_hmin8(_mm256_min_ps(vf_lo8(v), vf_hi8(v))); }
+static inline float vf_hmax(i8t_vf v) { return x86_hmax8(_mm256_max_ps(vf_lo8(v), vf_hi8(v))); }
+
+/* ---- int32 lanes ---- */
+static inline i8t_vi vi_zero(void) { return _mm512_setzero_si512(); }
+static inline i8t_vi vi_set1(int32_t x) { return _mm512_set1_epi32(x); }
+static inline i8t_vi vi_iota(void) {
+  return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+}
+static inline i8t_vi vi_load(const void *p) { return _mm512_loadu_si512(p); }
+static inline void vi_store(void *p, i8t_vi v) { _mm512_storeu_si512(p, v); }
+static inline i8t_vi vi_bcast32(const void *p) {
+  int32_t x;
+  __builtin_memcpy(&x, p, sizeof x);
+  return _mm512_set1_epi32(x);
+}
+static inline i8t_vi vi_add32(i8t_vi a, i8t_vi b) { return _mm512_add_epi32(a, b); }
+static inline i8t_vi vi_sub32(i8t_vi a, i8t_vi b) { return _mm512_sub_epi32(a, b); }
+static inline i8t_vi vi_mullo32(i8t_vi a, i8t_vi b) { return _mm512_mullo_epi32(a, b); }
+static inline i8t_vi vi_xor(i8t_vi a, i8t_vi b) { return _mm512_xor_si512(a, b); }
+static inline i8t_vi vi_or(i8t_vi a, i8t_vi b) { return _mm512_or_si512(a, b); }
+#define VI_SRLI32(v, n) _mm512_srli_epi32((v), (n))
+static inline int vi_any_bit(i8t_vi v) { return _mm512_test_epi32_mask(v, v) != 0; }
+
+/* Low byte (16 bits) of each lane, consecutively: truncation, as a C cast. */
+static inline void vi_store_lo8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  __m128i *p = (__m128i *)q;
+  _mm_storeu_si128(p + 0, i8t_mm512_cvtepi32_epi8(a));
+  _mm_storeu_si128(p + 1, i8t_mm512_cvtepi32_epi8(b));
+  _mm_storeu_si128(p + 2, i8t_mm512_cvtepi32_epi8(c));
+  _mm_storeu_si128(p + 3, i8t_mm512_cvtepi32_epi8(d));
+}
+static inline void vi_store_lo16x2(void *q, i8t_vi a, i8t_vi b) {
+  __m256i *p = (__m256i *)q;
+  _mm256_storeu_si256(p + 0, i8t_mm512_cvtepi32_epi16(a));
+  _mm256_storeu_si256(p + 1, i8t_mm512_cvtepi32_epi16(b));
+}
+
+/* The lanes sign-extended to int64 and stored to c[0..16), or added to it. */
+static inline void vi_store_s64(int64_t *c, i8t_vi v, int accumulate) {
+  __m512i lo = i8t_mm512_cvtepi32_epi64(i8t_mm512_lo256(v));
+  __m512i hi = i8t_mm512_cvtepi32_epi64(i8t_mm512_hi256(v));
+  if (accumulate) {
+    lo = _mm512_add_epi64(lo, _mm512_loadu_si512(c));
+    hi = _mm512_add_epi64(hi, _mm512_loadu_si512(c + 8));
+  }
+  _mm512_storeu_si512(c, lo);
+  _mm512_storeu_si512(c + 8, hi);
+}
+
+/* ---- u8 / u16 lanes ---- */
+static inline i8t_vi vb_min_u8(i8t_vi a, i8t_vi b) { return _mm512_min_epu8(a, b); }
+static inline i8t_vi vb_max_u8(i8t_vi a, i8t_vi b) { return _mm512_max_epu8(a, b); }
+static inline i8t_vi vb_add16(i8t_vi a, i8t_vi b) { return _mm512_add_epi16(a, b); }
+static inline i8t_vi vb_set1_u8(uint8_t x) { return _mm512_set1_epi8((char)x); }
+static inline i8t_vi vb_widen_u8_lo(i8t_vi v) { return i8t_mm512_cvtepu8_epi16(i8t_mm512_lo256(v)); }
+static inline i8t_vi vb_widen_u8_hi(i8t_vi v) { return i8t_mm512_cvtepu8_epi16(i8t_mm512_hi256(v)); }
+static inline i8t_vi vb_widen_u16_lo(i8t_vi v) { return i8t_mm512_cvtepu16_epi32(i8t_mm512_lo256(v)); }
+static inline i8t_vi vb_widen_u16_hi(i8t_vi v) { return i8t_mm512_cvtepu16_epi32(i8t_mm512_hi256(v)); }
+
+/* ---- GEMM steps ---- */
+/* acc += four u8 x s8 products per lane (a: u8, b: s8). Exact: no saturation. */
+static inline i8t_vi vi_dot_u8s8(i8t_vi acc, i8t_vi a, i8t_vi b) {
+  return _mm512_dpbusd_epi32(acc, a, b);
+}
+/* acc += two s16 x s16 products per lane. */
+static inline i8t_vi vi_dot_s16(i8t_vi acc, i8t_vi a, i8t_vi b) {
+  return _mm512_dpwssd_epi32(acc, a, b);
+}
+
+#endif

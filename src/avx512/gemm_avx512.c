@@ -1,0 +1,28 @@
+/* AVX-512 VNNI GEMM microkernels and packers.
+ *   u8s8, s8s8: A packed u8 (raw u8, or s8 + 128), B packed s8, four K values
+ *               per group: vpdpbusd (u8 x s8, 4 products per int32 lane,
+ *               no saturation: exact). The driver subtracts (zp or 128) *
+ *               colsum(B), see kernel_table.h.
+ *   s16u8:      both packed int16 (b - zp on B), two K values per group:
+ *               vpdpwssd (exact for these ranges, as vpmaddwd in gemm_avx2.c). */
+#include "../x86/x86_kernels.h"
+#include "avx512_vec.h"
+#include "../x86/x86_pack.h"
+
+I8T_X86_DEFINE_PACKERS(avx512vnni)
+
+#define UK_NAME i8t_gemm_u8s8s32_ukernel_8x32c4__avx512vnni
+#define UK_NAME_EX i8t_gemm_u8s8s32_ukernel_ex_8x32c4__avx512vnni
+#define UK_MR 8
+#define UK_NV 2
+#define UK_KR 4
+#define UK_DOT vi_dot_u8s8
+#include "../x86/x86_ukernel_template.h"
+
+#define UK_NAME i8t_gemm_s16s16s32_ukernel_8x32c2__avx512vnni
+#define UK_NAME_EX i8t_gemm_s16s16s32_ukernel_ex_8x32c2__avx512vnni
+#define UK_MR 8
+#define UK_NV 2
+#define UK_KR 2
+#define UK_DOT vi_dot_s16
+#include "../x86/x86_ukernel_template.h"

@@ -1,0 +1,200 @@
+/* The elementwise kernels of the x86 tables (minmax, quantize, per-column
+ * stats), written once against the vector operations of avx2_vec.h /
+ * avx512_vec.h (see src/x86/README.md). Included by exactly one .c file per
+ * ISA, after its vector header; it defines i8t_<kernel>__<I8T_X86_ISA>.
+ *
+ * Bit-identity with src/generic/quantize_generic.c: the vector bodies apply
+ * the same float operations lane-wise (one multiply, round-to-nearest-even or
+ * floor + noise compare, + zp, clamp with the same NaN-propagating order,
+ * truncating conversion), and the tails call the scalar rule itself. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../quantize_scalar.h"
+#include "../rng.h"
+
+#ifndef I8T_X86_ISA
+#error "include an ISA vector header (avx2_vec.h / avx512_vec.h) first"
+#endif
+
+#define I8T_X86_CAT2(a, b) a##__##b
+#define I8T_X86_CAT(a, b) I8T_X86_CAT2(a, b)
+#define I8T_X86_NAME(base) I8T_X86_CAT(base, I8T_X86_ISA)
+
+/* ------------------------------------------------------------------------ */
+/* minmax with NaN / Inf detection                                          */
+/* ------------------------------------------------------------------------ */
+
+int I8T_X86_NAME(i8t_minmax_f32)(const float *x, size_t n, float *min, float *max) {
+  i8t_vf lo0 = vf_set1(INFINITY), hi0 = vf_set1(-INFINITY), lo1 = lo0, hi1 = hi0;
+  /* v - v is +0.0 for finite v and NaN for NaN or Inf: OR-ing its bits
+   * flags any non-finite lane at the cost of two cheap operations. */
+  i8t_vi bad = vi_zero();
+  size_t i = 0;
+  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
+    i8t_vf v0 = vf_load(x + i), v1 = vf_load(x + i + I8T_VLANES);
+    bad = vi_or(bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
+    lo0 = vf_min(v0, lo0);
+    hi0 = vf_max(v0, hi0);
+    lo1 = vf_min(v1, lo1);
+    hi1 = vf_max(v1, hi1);
+  }
+  float lo = vf_hmin(vf_min(lo0, lo1)), hi = vf_hmax(vf_max(hi0, hi1));
+  int any_bad = vi_any_bit(bad);
+  for (; i < n; i++) {
+    float v = x[i];
+    any_bad |= !isfinite(v);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  *min = lo;
+  *max = hi;
+  return any_bad;
+}
+
+/* ------------------------------------------------------------------------ */
+/* quantize                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* i8t_rng_hash applied lane-wise. */
+static inline i8t_vi vi_rng_hash(i8t_vi key, i8t_vi ctr) {
+  i8t_vi h = vi_xor(vi_mullo32(ctr, vi_set1((int32_t)I8T_RNG_GOLDEN)), key);
+  h = vi_xor(h, VI_SRLI32(h, 16));
+  h = vi_mullo32(h, vi_set1((int32_t)I8T_RNG_MIX1));
+  h = vi_xor(h, VI_SRLI32(h, 13));
+  h = vi_mullo32(h, vi_set1((int32_t)I8T_RNG_MIX2));
+  return vi_xor(h, VI_SRLI32(h, 16));
+}
+
+typedef struct quant_consts {
+  i8t_vf inv_scale, zp, lo, hi, one, u_scale;
+  i8t_vi key, step;
+  int stochastic;
+} quant_consts;
+
+static inline quant_consts quant_consts_make(float inv_scale, int32_t zp, float lo, float hi,
+                                             i8t_noise noise) {
+  quant_consts k;
+  k.inv_scale = vf_set1(inv_scale);
+  k.zp = vf_set1((float)zp);
+  k.lo = vf_set1(lo);
+  k.hi = vf_set1(hi);
+  k.one = vf_set1(1.0f);
+  k.u_scale = vf_set1(1.0f / 16777216.0f);
+  k.key = vi_set1((int32_t)noise.key);
+  k.step = vi_set1(I8T_VLANES);
+  k.stochastic = noise.stochastic;
+  return k;
+}
+
+/* One vector of i8t_round_scaled(x * inv_scale) + zp, clamped and truncated
+ * to int32; ctr holds the counters of the lanes. */
+static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi ctr) {
+  i8t_vf v = vf_mul(x, k->inv_scale), r;
+  if (!k->stochastic) {
+    r = vf_round_even(v);
+  } else {
+    i8t_vf f = vf_floor(v);
+    i8t_vf u = vf_mul(vi_to_vf(VI_SRLI32(vi_rng_hash(k->key, ctr), 8)), k->u_scale);
+    r = vf_add(f, vf_one_if_less(u, vf_sub(v, f)));
+  }
+  r = vf_add(r, k->zp);
+  r = vf_max(k->lo, r); /* r < lo ? lo : r */
+  r = vf_min(k->hi, r); /* r > hi ? hi : r */
+  return vf_to_vi_trunc(r);
+}
+
+/* The loop shared by the three formats: blocks of 4 vectors, stored through
+ * STORE_BLOCK(q + i, v0, v1, v2, v3), then the scalar rule for the tail. */
+#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, STORE_BLOCK)                       \
+  quant_consts k = quant_consts_make(inv_scale, zp, LO, HI, noise);                  \
+  i8t_vi ctr = vi_add32(vi_set1((int32_t)noise.ctr), vi_iota());                    \
+  size_t i = 0;                                                                      \
+  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {                             \
+    i8t_vi v[4];                                                                     \
+    for (int j = 0; j < 4; j++) {                                                    \
+      v[j] = quantize_lanes(&k, vf_load(x + i + (size_t)j * I8T_VLANES), ctr);       \
+      ctr = vi_add32(ctr, k.step);                                                   \
+    }                                                                                \
+    STORE_BLOCK(q + i, v[0], v[1], v[2], v[3]);                                      \
+  }                                                                                  \
+  for (; i < n; i++) {                                                               \
+    float r = i8t_round_scaled(x[i] * inv_scale, noise, (uint32_t)i) + (float)zp;    \
+    q[i] = (OUT_TYPE)i8t_clamp_to_int(r, LO, HI);                                    \
+  }
+
+#define I8T_X86_STORE_8BIT(q, a, b, c, d) vi_store_lo8x4((q), (a), (b), (c), (d))
+#define I8T_X86_STORE_16BIT(q, a, b, c, d)          \
+  do {                                              \
+    vi_store_lo16x2((q), (a), (b));                 \
+    vi_store_lo16x2((q) + 2 * I8T_VLANES, (c), (d)); \
+  } while (0)
+
+void I8T_X86_NAME(i8t_quantize_f32_u8)(const float *x, size_t n, float inv_scale, int32_t zp,
+                                       i8t_noise noise, uint8_t *q) {
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, I8T_X86_STORE_8BIT)
+}
+
+void I8T_X86_NAME(i8t_quantize_f32_s8)(const float *x, size_t n, float inv_scale,
+                                       i8t_noise noise, int8_t *q) {
+  const int32_t zp = 0;
+  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, I8T_X86_STORE_8BIT)
+}
+
+void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scale,
+                                        i8t_noise noise, int16_t *q) {
+  const int32_t zp = 0;
+  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, I8T_X86_STORE_16BIT)
+}
+
+/* ------------------------------------------------------------------------ */
+/* Range BN's per-column min / max / sum of a u8 matrix                     */
+/* ------------------------------------------------------------------------ */
+
+/* One vector of columns (4 * I8T_VLANES bytes). Sums gather in u16 lanes
+ * for up to 257 rows (257 * 255 = 65535) and are widened to u32 every 256. */
+static void colwise_block(const uint8_t *x, size_t rows, size_t ld, uint8_t *min,
+                          uint8_t *max, uint32_t *sum) {
+  i8t_vi mn = vb_set1_u8(255), mx = vi_zero();
+  i8t_vi s32[4] = {vi_zero(), vi_zero(), vi_zero(), vi_zero()};
+  for (size_t r0 = 0; r0 < rows; r0 += 256) {
+    size_t r1 = r0 + 256 < rows ? r0 + 256 : rows;
+    i8t_vi s16lo = vi_zero(), s16hi = vi_zero();
+    for (size_t r = r0; r < r1; r++) {
+      i8t_vi v = vi_load(x + r * ld);
+      mn = vb_min_u8(mn, v);
+      mx = vb_max_u8(mx, v);
+      s16lo = vb_add16(s16lo, vb_widen_u8_lo(v));
+      s16hi = vb_add16(s16hi, vb_widen_u8_hi(v));
+    }
+    s32[0] = vi_add32(s32[0], vb_widen_u16_lo(s16lo));
+    s32[1] = vi_add32(s32[1], vb_widen_u16_hi(s16lo));
+    s32[2] = vi_add32(s32[2], vb_widen_u16_lo(s16hi));
+    s32[3] = vi_add32(s32[3], vb_widen_u16_hi(s16hi));
+  }
+  vi_store(min, mn);
+  vi_store(max, mx);
+  for (int j = 0; j < 4; j++) vi_store(sum + j * I8T_VLANES, s32[j]);
+}
+
+void I8T_X86_NAME(i8t_colwise_stats_u8)(const uint8_t *x, size_t rows, size_t cols, size_t ld,
+                                        uint8_t *min, uint8_t *max, uint32_t *sum) {
+  const size_t block = 4 * I8T_VLANES;
+  size_t c = 0;
+  for (; c + block <= cols; c += block) colwise_block(x + c, rows, ld, min + c, max + c, sum + c);
+  /* Remaining columns: the generic rule, row by row over the tail only. */
+  for (size_t t = c; t < cols; t++) {
+    min[t] = 255;
+    max[t] = 0;
+    sum[t] = 0;
+  }
+  for (size_t r = 0; r < rows && c < cols; r++) {
+    const uint8_t *row = x + r * ld;
+    for (size_t t = c; t < cols; t++) {
+      uint8_t v = row[t];
+      min[t] = v < min[t] ? v : min[t];
+      max[t] = v > max[t] ? v : max[t];
+      sum[t] += v;
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/* GEMM microkernel template of the x86 paths (see src/x86/README.md): an
+ * MR x (NV * I8T_VLANES) tile of int32 accumulators over K groups of 4 bytes
+ * per row / column (KR = 4 int8 values or 2 int16 values).
+ *
+ * Per K group: NV vectors of packed B (NR columns x 4 bytes), then for each
+ * row one 32-bit broadcast of A and NV dot steps acc += a * b. The dot step is
+ * the only ISA-specific part: vpmaddwd + vpaddd (AVX2), vpdpbusd or vpdpwssd
+ * (AVX-512 VNNI). The tile is stored to int32 C (optionally adding C and
+ * subtracting a per-column term) or widened into int64 C.
+ *
+ * Defines UK_NAME (the kernel_table.h `run` contract: packed A) and
+ * UK_NAME_EX (`run_ex`: i8t_ukernel_args). Include after the ISA's vector
+ * header with these defined (undefined at the end):
+ *   UK_NAME, UK_NAME_EX   function names
+ *   UK_MR, UK_NV          rows, vectors per row (NR = NV * I8T_VLANES)
+ *   UK_KR                 K values per group (4 bytes)
+ *   UK_DOT(acc, a, b)     the dot step */
+#if !defined(UK_NAME) || !defined(UK_NAME_EX) || !defined(UK_MR) || !defined(UK_NV) || \
+    !defined(UK_KR) || !defined(UK_DOT)
+#error "define UK_NAME, UK_NAME_EX, UK_MR, UK_NV, UK_KR and UK_DOT before including this template"
+#endif
+
+#define UK_CAT2(a, b) a##b
+#define UK_CAT(a, b) UK_CAT2(a, b)
+#define UK_TILE UK_CAT(UK_NAME, _tile)
+
+/* The whole tile: inlined into both entry points, so that the packed-A
+ * strides of UK_NAME are compile-time constants. */
+static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args *p) {
+  const char *a = p->a, *b = p->b;
+  const size_t a_row = p->a_row_bytes, a_group = p->a_group_bytes;
+  i8t_vi acc[UK_MR][UK_NV];
+  _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
+  }
+  for (size_t g = p->kc / UK_KR; g > 0; g--) {
+    i8t_vi bv[UK_NV];
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) bv[v] = vi_load(b + v * 4 * I8T_VLANES);
+    _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
+      i8t_vi av = vi_bcast32(a + r * a_row);
+      _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = UK_DOT(acc[r][v], av, bv[v]);
+    }
+    a += a_group;
+    b += 4 * UK_NV * I8T_VLANES;
+  }
+  if (p->c64) {
+    _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
+      int64_t *cr = p->c64 + (size_t)r * p->ldc;
+      _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
+        vi_store_s64(cr + v * I8T_VLANES, acc[r][v], p->accumulate);
+    }
+    return;
+  }
+  i8t_vi sub[UK_NV];
+  _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
+    sub[v] = p->col_sub ? vi_load(p->col_sub + v * I8T_VLANES) : vi_zero();
+  _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
+    int32_t *cr = p->c32 + (size_t)r * p->ldc;
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) {
+      i8t_vi out = vi_sub32(acc[r][v], sub[v]);
+      if (p->accumulate) out = vi_add32(out, vi_load(cr + v * I8T_VLANES));
+      vi_store(cr + v * I8T_VLANES, out);
+    }
+  }
+}
+
+void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, size_t ldc,
+             int accumulate) {
+  const i8t_ukernel_args p = {kc, a_packed, 4, UK_MR * 4, b_packed, c, NULL, ldc,
+                              accumulate, NULL};
+  UK_TILE(&p);
+}
+
+void UK_NAME_EX(const i8t_ukernel_args *p) { UK_TILE(p); }
+
+#undef UK_TILE
+#undef UK_CAT
+#undef UK_CAT2
+#undef UK_NAME
+#undef UK_NAME_EX
+#undef UK_MR
+#undef UK_NV
+#undef UK_KR
+#undef UK_DOT
