@@ -8,7 +8,8 @@
 #include "commands.h"
 #include "int8train/int8train.h"
 
-static void print_info(void) {
+/* Returns 0 if the default context could not be created (bad INT8TRAIN_*). */
+static int print_info(void) {
   printf("int8train %d.%d.%d\n", I8T_VERSION_MAJOR, I8T_VERSION_MINOR, I8T_VERSION_PATCH);
   printf("cpu features: %s\n", i8t_cpu_features());
   printf("isa available:");
@@ -19,12 +20,15 @@ static void print_info(void) {
   for (size_t i = 0; i < i8t_kernel_count(); i++)
     printf("  %-18s %s\n", i8t_kernel_role(i), i8t_kernel_name(i));
   i8t_context *ctx = NULL;
-  if (i8t_context_create(NULL, &ctx) == I8T_OK) {
-    char buf[4096];
-    i8t_context_describe(ctx, buf, sizeof buf);
-    printf("threads:\n%s", buf);
-    i8t_context_destroy(ctx);
+  if (i8t_context_create(NULL, &ctx) != I8T_OK) {
+    printf("threads: cannot create a context: %s\n", i8t_last_error());
+    return 0;
   }
+  char buf[8192];
+  i8t_context_describe(ctx, buf, sizeof buf);
+  printf("threads:\n%s", buf);
+  i8t_context_destroy(ctx);
+  return 1;
 }
 
 /* Random GEMMs of every kind on the selected table vs the generic table. */
@@ -86,6 +90,7 @@ int i8t_cmd_info(int argc, char **argv) {
       return 2;
     }
   }
-  print_info();
-  return check ? self_check() : 0;
+  int ok = print_info();
+  int status = check ? self_check() : 0;
+  return ok ? status : 1;
 }
