@@ -12,6 +12,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"info", i8t_cmd_info, "CPU features, selected ISA, kernel table; --self-check runs the kernels"},
+    {"train", i8t_cmd_train, "train a model (resnet8 on Fashion-MNIST by default), print the accuracy"},
+    {"eval", i8t_cmd_eval, "evaluate a checkpoint on the test set"},
 };
 
 static void usage(FILE *out) {

@@ -104,8 +104,12 @@ static i8t_checkpoint_meta sample_meta(void) {
   memset(&m, 0, sizeof m);
   snprintf(m.arch, sizeof m.arch, "resnet");
   /* A literal: m.arch would dangle once the struct is returned by value. */
-  m.model = (i8t_model_config){"resnet", 8, 16, 1, 28, 28, 10, I8T_PRECISION_INT8,
-                               I8T_NORM_RANGE, 16, 0, 0.9f, 5e-4f};
+  m.model = (i8t_model_config){.arch = "resnet", .depth = 8, .width = 16, .in_channels = 1,
+                               .in_height = 28, .in_width = 28, .num_classes = 10,
+                               .precision = I8T_PRECISION_INT8, .norm = I8T_NORM_RANGE,
+                               .wgrad_bits = 16, .act_stochastic = 0, .momentum = 0.9f,
+                               .weight_decay = 5e-4f, .weight_per_channel = 1,
+                               .range_bn_paper = 0};
   snprintf(m.data, sizeof m.data, "/some/dir with spaces/fashion");
   m.data_channels = 1;
   m.data_mean[0] = 0.286f;
@@ -138,6 +142,8 @@ static void assert_meta_equal(const i8t_checkpoint_meta *a, const i8t_checkpoint
   assert_int_equal(a->model.norm, b->model.norm);
   assert_int_equal(a->model.wgrad_bits, b->model.wgrad_bits);
   assert_int_equal(a->model.act_stochastic, b->model.act_stochastic);
+  assert_int_equal(a->model.weight_per_channel, b->model.weight_per_channel);
+  assert_int_equal(a->model.range_bn_paper, b->model.range_bn_paper);
   assert_true(a->model.momentum == b->model.momentum);
   assert_true(a->model.weight_decay == b->model.weight_decay);
   assert_string_equal(a->data, b->data);
@@ -339,6 +345,9 @@ static void test_wrong_model_refused(void **state) {
   other.precision = I8T_PRECISION_FP32;
   other.norm = I8T_NORM_RANGE;
   expect_refused(path, &other, I8T_ERR_FORMAT, "another model", "precision int8 vs fp32");
+  other = meta.model;
+  other.weight_per_channel = 0;
+  expect_refused(path, &other, I8T_ERR_FORMAT, "per-channel weight scales 1 vs 0", NULL);
   other = meta.model;
   other.arch = "cnn";
   expect_refused(path, &other, I8T_ERR_FORMAT, "arch resnet vs cnn", NULL);

@@ -35,11 +35,12 @@ static const char *norm_name(int n);
 const char *i8t_checkpoint_describe_model(const i8t_model_config *c, char *buf, size_t size) {
   snprintf(buf, size,
            "%s depth %d width %d, input %dx%dx%d, %d classes, %s, %s BN, %d-bit weight-gradient "
-           "operand, %s activation rounding, momentum %g, weight decay %g",
+           "operand, %s activation rounding, %s weight scales, momentum %g, weight decay %g%s",
            arch_of(c), c->depth, c->width, c->in_channels, c->in_height, c->in_width,
            c->num_classes, precision_name(c->precision), norm_name(resolved_norm(c)), c->wgrad_bits,
-           c->act_stochastic ? "stochastic" : "nearest", (double)c->momentum,
-           (double)c->weight_decay);
+           c->act_stochastic ? "stochastic" : "nearest",
+           c->weight_per_channel ? "per-channel" : "per-tensor", (double)c->momentum,
+           (double)c->weight_decay, c->range_bn_paper ? ", the paper's Range BN" : "");
   return buf;
 }
 
@@ -69,6 +70,8 @@ static int config_difference(const i8t_model_config *a, const i8t_model_config *
         {"classes", a->num_classes, b->num_classes},
         {"weight-gradient bits", a->wgrad_bits, b->wgrad_bits},
         {"stochastic activation rounding", a->act_stochastic, b->act_stochastic},
+        {"per-channel weight scales", a->weight_per_channel, b->weight_per_channel},
+        {"paper's Range BN", a->range_bn_paper, b->range_bn_paper},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
       if (ints[i].x != ints[i].y) {
@@ -90,7 +93,8 @@ static void put_config(i8t_bytes *b, const i8t_model_config *c) {
   put_string(b, arch_of(c));
   const int fields[] = {c->depth,      c->width,       c->in_channels, c->in_height,
                         c->in_width,   c->num_classes, (int)c->precision, (int)c->norm,
-                        c->wgrad_bits, c->act_stochastic};
+                        c->wgrad_bits, c->act_stochastic, c->weight_per_channel,
+                        c->range_bn_paper};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     i8t_bytes_u32(b, (uint32_t)fields[i]);
   i8t_bytes_f32(b, c->momentum);
@@ -238,7 +242,8 @@ static void get_config(cursor *c, i8t_checkpoint_meta *m) {
   i8t_model_config *cfg = &m->model;
   int *fields[] = {&cfg->depth,       &cfg->width,       &cfg->in_channels, &cfg->in_height,
                    &cfg->in_width,    &cfg->num_classes, NULL, NULL,
-                   &cfg->wgrad_bits,  &cfg->act_stochastic};
+                   &cfg->wgrad_bits,  &cfg->act_stochastic, &cfg->weight_per_channel,
+                   &cfg->range_bn_paper};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     uint32_t v = get_u32(c);
     if (i == 6) cfg->precision = (i8t_precision)v;
