@@ -133,14 +133,18 @@ static i8t_dataset synthetic_set(size_t count, uint64_t seed) {
   return d;
 }
 
-static i8t_model *make_model(i8t_context *ctx, const char *name, uint64_t seed) {
+static i8t_model *make_model_for(i8t_context *ctx, const char *name, uint64_t seed, int side) {
   i8t_model_config cfg;
-  assert_int_equal(i8t_model_config_preset(name, 1, SIDE, SIDE, 10, &cfg), I8T_OK);
+  assert_int_equal(i8t_model_config_preset(name, 1, side, side, 10, &cfg), I8T_OK);
   i8t_model *m = NULL;
   i8t_status st = i8t_model_create(ctx, &cfg, seed, &m);
   if (st != I8T_OK) printf("[ MESSAGE  ] %s\n", i8t_last_error());
   assert_int_equal(st, I8T_OK);
   return m;
+}
+
+static i8t_model *make_model(i8t_context *ctx, const char *name, uint64_t seed) {
+  return make_model_for(ctx, name, seed, SIDE);
 }
 
 static void assert_same_state(i8t_model *a, i8t_model *b) {
@@ -438,14 +442,16 @@ static void test_short_run_beats_threshold(void **state) {
   assert_int_equal(i8t_data_load("fashion-mnist", &d, &train, &test), I8T_OK);
   i8t_context *ctx = NULL;
   assert_int_equal(i8t_context_create(NULL, &ctx), I8T_OK);
-  i8t_model *m = make_model(ctx, "resnet8", 1);
+  i8t_model *m = make_model_for(ctx, "resnet8", 1, 28);
   i8t_train_options o;
   i8t_train_options_default(&o);
   o.epochs = ACCURACY_EPOCHS;
   o.batch = ACCURACY_BATCH;
   o.warmup_epochs = 0.2f;
   i8t_train_result r;
-  assert_int_equal(i8t_train(m, &train, &test, &o, &r), I8T_OK);
+  i8t_status status = i8t_train(m, &train, &test, &o, &r);
+  if (status != I8T_OK) printf("[ MESSAGE  ] %s\n", i8t_last_error());
+  assert_int_equal(status, I8T_OK);
   printf("[   INFO   ] resnet8 int8, %d images x %d epochs: test accuracy %.4f on %d images "
          "(threshold %.2f), %.0f images/s, %d threads\n", ACCURACY_TRAIN, ACCURACY_EPOCHS,
          r.test_accuracy, ACCURACY_TEST, ACCURACY_THRESHOLD, r.images_per_second,
