@@ -221,7 +221,7 @@ static void check_u8_backward(i8t_norm_kind kind, int paper, size_t rows, size_t
   i8t_norm_config cfg;
   i8t_norm_config_init(&cfg, kind);
   cfg.paper = paper;
-  float mean[8], scale[8], gamma[8], dg8[8], db8[8], dg[8], db[8];
+  float mean[700], scale[700], gamma[700], dg8[700], db8[700], dg[700], db[700];
   for (size_t c = 0; c < C; c++) gamma[c] = 0.5f + 0.25f * (float)c;
   assert_int_equal(i8t_norm_stats_u8(ws, &cfg, q, p, rows, C, mean, scale, NULL), I8T_OK);
   assert_int_equal(i8t_norm_backward_f32(ws, &cfg, x, rows, C, g, mean, scale, gamma, dx, dg, db),
@@ -270,6 +270,10 @@ static void test_u8_backward_matches_f32(void **state) {
   check_u8_backward(I8T_NORM_RANGE, 0, 9, 2, 16, NULL);   /* tiny: 4 chunks */
   check_u8_backward(I8T_NORM_RANGE, 1, 500, 4, 16, cs);   /* paper variant, per-channel s8 */
   check_u8_backward(I8T_NORM_STANDARD, 0, 700, 4, 16, NULL);
+  /* segments of many blocks (the lanes of the reductions fold across blocks) */
+  check_u8_backward(I8T_NORM_RANGE, 0, 20000, 4, 16, NULL);
+  check_u8_backward(I8T_NORM_RANGE, 1, 20000, 2, 16, NULL);
+  check_u8_backward(I8T_NORM_RANGE, 0, 300, 700, 16, NULL);
   check_u8_backward(I8T_NORM_STANDARD, 0, 50, 4, 8, cs);
 }
 

@@ -295,6 +295,18 @@ i8t_status i8t_sum_act_backward_u8(i8t_workspace *ws, const i8t_grad_src *srcs, 
                                    i8t_act_shape shape, i8t_rounding r, int8_t *gpre,
                                    float *gpre_scale);
 
+/** The same forward that also writes relu_mask[i] = 1 where the sum is
+ * positive (0 elsewhere): a byte per value, so that the backward need not
+ * recompute the terms. */
+i8t_status i8t_sum_act_forward_mask_u8(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
+                                       i8t_act_shape shape, i8t_qparams p, i8t_rounding r,
+                                       uint8_t *out, uint8_t *relu_mask);
+/** Backward of sum + ReLU from that mask (NULL: no ReLU): the same result as
+ * i8t_sum_act_backward_u8 on the same terms. */
+i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
+                                        const uint8_t *relu_mask, i8t_act_shape shape,
+                                        i8t_rounding r, int8_t *gpre, float *gpre_scale);
+
 /* fp32 counterparts: out = relu?(sum of n inputs); gpre = g * [out > 0]. */
 i8t_status i8t_sum_act_forward_f32(i8t_workspace *ws, const float *const *inputs, int ninputs,
                                    int relu, size_t count, float *out);

@@ -26,24 +26,46 @@ void i8t_running_range_update(float running[2], float lo, float hi) {
 /* Sum of u8 terms + ReLU                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* v[rows r0..r1) = relu?(sum of terms); one function for forward, range and
- * the backward mask, so that all three see the very same values. */
-static void eval_terms(const i8t_u8_term *t, int nt, int relu, size_t C, size_t r0, size_t r1,
-                       float *v) {
-  for (size_t r = r0; r < r1; r++) {
-    float *vr = v + (r - r0) * C;
-    const uint8_t *x0 = t[0].x + r * C;
-    for (size_t c = 0; c < C; c++) vr[c] = t[0].mul[c] * (float)x0[c] + t[0].add[c];
-    for (int k = 1; k < nt; k++) {
-      const uint8_t *xk = t[k].x + r * C;
-      for (size_t c = 0; c < C; c++) vr[c] += t[k].mul[c] * (float)xk[c] + t[k].add[c];
-    }
-    if (relu)
-      for (size_t c = 0; c < C; c++) vr[c] = vr[c] > 0.0f ? vr[c] : 0.0f;
+/* The terms with their per-channel parameters replicated over a block of
+ * rows (in the workspace's shared buffer). */
+typedef struct rep_terms {
+  int n;
+  const uint8_t *x[4];
+  const float *mul[4], *add[4];
+} rep_terms;
+
+static i8t_status replicate_terms(i8t_workspace *ws, const i8t_u8_term *t, int nt, size_t C,
+                                  rep_terms *rt) {
+  float *buf = nn_shared_floats(ws, 2 * (size_t)nt, C);
+  if (!buf) return I8T_ERR_NO_MEMORY;
+  size_t len = nn_block_rows(C) * C;
+  rt->n = nt;
+  for (int k = 0; k < nt; k++) {
+    float *m = buf + (size_t)(2 * k) * len, *a = m + len;
+    nn_replicate(t[k].mul, C, m);
+    nn_replicate(t[k].add, C, a);
+    rt->x[k] = t[k].x, rt->mul[k] = m, rt->add[k] = a;
   }
+  return I8T_OK;
 }
 
-static size_t block_rows(size_t C) { return I8T_MAX((size_t)1, NN_BLOCK / C); }
+/* v[0..n) = relu?(sum of terms) for the n values from element `first` (a
+ * whole number of rows, at most one block); one function for the forward,
+ * the range and the backward mask, so that all three see the same values. */
+static void eval_block(const rep_terms *t, int relu, size_t first, size_t n, float *restrict v) {
+  {
+    const uint8_t *restrict x = t->x[0] + first;
+    const float *restrict m = t->mul[0], *restrict a = t->add[0];
+    for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
+  }
+  for (int k = 1; k < t->n; k++) {
+    const uint8_t *restrict x = t->x[k] + first;
+    const float *restrict m = t->mul[k], *restrict a = t->add[k];
+    for (size_t i = 0; i < n; i++) v[i] += m[i] * (float)x[i] + a[i];
+  }
+  if (relu)
+    for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+}
 
 static i8t_status check_terms(const i8t_u8_term *t, int nt, i8t_act_shape sh) {
   if (!t || nt < 1 || nt > 4)
@@ -59,41 +81,55 @@ static i8t_status check_terms(const i8t_u8_term *t, int nt, i8t_act_shape sh) {
 }
 
 typedef struct sum_act_job {
-  const i8t_u8_term *t;
-  int nt, relu;
+  rep_terms t;
+  int relu;
   i8t_act_shape sh;
   size_t per; /* samples (range pass) or rows (other passes) per task */
   i8t_workspace *ws;
   float *smin, *smax;
   i8t_qparams p;
   i8t_rounding r;
-  uint8_t *out;
+  uint8_t *out, *mask_out;
   /* backward */
+  const uint8_t *mask; /* relu' as bytes, or NULL: recomputed from the terms */
   const i8t_grad_src *srcs;
   int ns;
   float *task_abs;
   int8_t *gpre;
+  float *gpre_scale;
   nn_errors err;
 } sum_act_job;
 
+/* Runs fn(job, b0, b1, v, w) on the blocks of rows [r0, r1), v and w being
+ * the worker's two block buffers. */
+typedef void (*block_fn)(sum_act_job *j, size_t b0, size_t b1, float *v, float *w);
+
+static void for_blocks(sum_act_job *j, int worker, size_t r0, size_t r1, block_fn fn) {
+  size_t sub = nn_block_rows(j->sh.channels);
+  float *v = nn_scratch(j->ws, worker, NN_SLOT_D), *w = v + sub * j->sh.channels;
+  for (size_t b0 = r0; b0 < r1; b0 += sub) fn(j, b0, I8T_MIN(r1, b0 + sub), v, w);
+}
+
+static i8t_status reserve_blocks(i8t_workspace *ws, size_t C) {
+  return nn_reserve(ws, NN_SLOT_D, 2 * nn_block_rows(C) * C * sizeof(float));
+}
+
+static void range_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
+  (void)w;
+  size_t C = j->sh.channels, n = (b1 - b0) * C, sample = b0 / j->sh.spatial;
+  eval_block(&j->t, j->relu, b0 * C, n, v);
+  float mn, mx;
+  if (i8t_minmax_f32(v, n, &mn, &mx) != I8T_OK) mn = mx = NAN; /* reported by the caller */
+  j->smin[sample] = mn < j->smin[sample] || mn != mn ? mn : j->smin[sample];
+  j->smax[sample] = mx > j->smax[sample] || mx != mx ? mx : j->smax[sample];
+}
+
 static void range_task(void *arg, size_t task, int worker) {
   sum_act_job *j = arg;
-  const size_t C = j->sh.channels, sub = block_rows(C);
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
   size_t n0 = task * j->per, n1 = I8T_MIN(j->sh.batch, n0 + j->per);
-  for (size_t n = n0; n < n1; n++) {
-    float mn = INFINITY, mx = -INFINITY;
-    size_t r1 = (n + 1) * j->sh.spatial;
-    for (size_t b0 = n * j->sh.spatial; b0 < r1; b0 += sub) {
-      size_t b1 = I8T_MIN(r1, b0 + sub);
-      eval_terms(j->t, j->nt, j->relu, C, b0, b1, v);
-      for (size_t i = 0; i < (b1 - b0) * C; i++) {
-        mn = v[i] < mn ? v[i] : mn;
-        mx = v[i] > mx ? v[i] : mx;
-      }
-    }
-    j->smin[n] = mn;
-    j->smax[n] = mx;
+  for (size_t n = n0; n < n1; n++) { /* blocks never straddle two samples */
+    j->smin[n] = INFINITY, j->smax[n] = -INFINITY;
+    for_blocks(j, worker, n * j->sh.spatial, (n + 1) * j->sh.spatial, range_block);
   }
 }
 
@@ -104,9 +140,10 @@ i8t_status i8t_sum_act_range_u8(i8t_workspace *ws, const i8t_u8_term *terms, int
   if (st) return st;
   if (!ws || !sample_min || !sample_max)
     return i8t_error(I8T_ERR_INVALID_ARG, "sum-act range: NULL argument");
-  if ((st = nn_reserve(ws, NN_SLOT_D, block_rows(shape.channels) * shape.channels * 4))) return st;
-  sum_act_job j = {.t = terms, .nt = nterms, .relu = relu, .sh = shape, .ws = ws,
-                   .smin = sample_min, .smax = sample_max};
+  sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .smin = sample_min, .smax = sample_max};
+  if ((st = reserve_blocks(ws, shape.channels)) ||
+      (st = replicate_terms(ws, terms, nterms, shape.channels, &j.t)))
+    return st;
   j.per = nn_samples_per_task(shape.batch, shape.spatial, 4096);
   i8t_parallel_for(ws->ctx, nn_task_count(shape.batch, j.per), range_task, &j);
   for (size_t n = 0; n < shape.batch; n++)
@@ -115,33 +152,56 @@ i8t_status i8t_sum_act_range_u8(i8t_workspace *ws, const i8t_u8_term *terms, int
   return I8T_OK;
 }
 
+static void forward_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
+  (void)w;
+  size_t C = j->sh.channels, n = (b1 - b0) * C;
+  eval_block(&j->t, j->relu && !j->mask_out, b0 * C, n, v);
+  if (j->mask_out) { /* the ReLU and its derivative together */
+    uint8_t *restrict mk = j->mask_out + b0 * C;
+    for (size_t i = 0; i < n; i++) {
+      mk[i] = v[i] > 0.0f;
+      v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+    }
+  }
+  nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C),
+                                             j->out + b0 * C));
+}
+
 static void forward_task(void *arg, size_t task, int worker) {
   sum_act_job *j = arg;
-  const size_t C = j->sh.channels, sub = block_rows(C), rows = j->sh.batch * j->sh.spatial;
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
-  size_t r0 = task * j->per, r1 = I8T_MIN(rows, r0 + j->per);
-  for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t b1 = I8T_MIN(r1, b0 + sub);
-    eval_terms(j->t, j->nt, j->relu, C, b0, b1, v);
-    nn_errors_set(&j->err, i8t_quantize_f32_u8(v, (b1 - b0) * C, j->p,
-                                               nn_round_at(j->r, b0 * C), j->out + b0 * C));
-  }
+  size_t rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  for_blocks(j, worker, r0, I8T_MIN(rows, r0 + j->per), forward_block);
+}
+
+static i8t_status sum_act_forward(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
+                                  int relu, i8t_act_shape shape, i8t_qparams p, i8t_rounding r,
+                                  uint8_t *out, uint8_t *mask) {
+  i8t_status st = check_terms(terms, nterms, shape);
+  if (st) return st;
+  if (!ws || !out) return i8t_error(I8T_ERR_INVALID_ARG, "sum-act forward: NULL argument");
+  sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .p = p, .r = r, .out = out,
+                   .mask_out = mask};
+  if ((st = reserve_blocks(ws, shape.channels)) ||
+      (st = replicate_terms(ws, terms, nterms, shape.channels, &j.t)))
+    return st;
+  size_t rows = shape.batch * shape.spatial;
+  nn_errors_init(&j.err);
+  j.per = nn_rows_per_task(rows, shape.channels);
+  i8t_parallel_for(ws->ctx, nn_task_count(rows, j.per), forward_task, &j);
+  return nn_errors_get(&j.err);
 }
 
 i8t_status i8t_sum_act_forward_u8(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
                                   int relu, i8t_act_shape shape, i8t_qparams p,
                                   i8t_rounding r, uint8_t *out) {
-  i8t_status st = check_terms(terms, nterms, shape);
-  if (st) return st;
-  if (!ws || !out) return i8t_error(I8T_ERR_INVALID_ARG, "sum-act forward: NULL argument");
-  if ((st = nn_reserve(ws, NN_SLOT_D, block_rows(shape.channels) * shape.channels * 4))) return st;
-  size_t rows = shape.batch * shape.spatial;
-  sum_act_job j = {.t = terms, .nt = nterms, .relu = relu, .sh = shape, .ws = ws, .p = p,
-                   .r = r, .out = out};
-  nn_errors_init(&j.err);
-  j.per = nn_rows_per_task(rows, shape.channels);
-  i8t_parallel_for(ws->ctx, nn_task_count(rows, j.per), forward_task, &j);
-  return nn_errors_get(&j.err);
+  return sum_act_forward(ws, terms, nterms, relu, shape, p, r, out, NULL);
+}
+
+i8t_status i8t_sum_act_forward_mask_u8(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
+                                       i8t_act_shape shape, i8t_qparams p, i8t_rounding r,
+                                       uint8_t *out, uint8_t *relu_mask) {
+  if (!relu_mask) return i8t_error(I8T_ERR_INVALID_ARG, "sum-act forward: NULL mask");
+  return sum_act_forward(ws, terms, nterms, 1, shape, p, r, out, relu_mask);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -149,31 +209,31 @@ i8t_status i8t_sum_act_forward_u8(i8t_workspace *ws, const i8t_u8_term *terms, i
 /* ------------------------------------------------------------------------ */
 
 void nn_combine_sources(const i8t_grad_src *s, int ns, i8t_act_shape sh, size_t r0,
-                        size_t r1, float *v) {
+                        size_t r1, float *restrict v) {
   const size_t C = sh.channels, n = (r1 - r0) * C, first = r0 * C;
   memset(v, 0, n * sizeof *v);
-  for (int k = 0; k < ns; k++) {
+  for (int k = 0; k < ns; k++) { /* in source order: the same sums every time */
     const float sc = s[k].scale;
     switch (s[k].kind) {
       case I8T_GRAD_S32: {
-        const int32_t *p = (const int32_t *)s[k].data + first;
+        const int32_t *restrict p = (const int32_t *)s[k].data + first;
         for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
         break;
       }
       case I8T_GRAD_S8: {
-        const int8_t *p = (const int8_t *)s[k].data + first;
+        const int8_t *restrict p = (const int8_t *)s[k].data + first;
         for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
         break;
       }
       case I8T_GRAD_F32: {
-        const float *p = (const float *)s[k].data + first;
+        const float *restrict p = (const float *)s[k].data + first;
         for (size_t i = 0; i < n; i++) v[i] += sc * p[i];
         break;
       }
       case I8T_GRAD_S32_POOLED:
         for (size_t r = r0; r < r1; r++) {
-          const int32_t *p = (const int32_t *)s[k].data + (r / sh.spatial) * C;
-          float *vr = v + (r - r0) * C;
+          const int32_t *restrict p = (const int32_t *)s[k].data + (r / sh.spatial) * C;
+          float *restrict vr = v + (r - r0) * C;
           for (size_t c = 0; c < C; c++) vr[c] += sc * (float)p[c];
         }
         break;
@@ -194,72 +254,101 @@ i8t_status nn_check_sources(const i8t_grad_src *s, int ns) {
 }
 
 /* Masked incoming gradient of rows [b0, b1) into v (w: scratch). */
-static void masked_gradient(const sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
+static void masked_gradient(const sum_act_job *j, size_t b0, size_t b1, float *restrict v,
+                            float *restrict w) {
+  size_t n = (b1 - b0) * j->sh.channels;
   nn_combine_sources(j->srcs, j->ns, j->sh, b0, b1, v);
   if (!j->relu) return;
-  eval_terms(j->t, j->nt, 0, j->sh.channels, b0, b1, w);
-  for (size_t i = 0; i < (b1 - b0) * j->sh.channels; i++) v[i] = w[i] > 0.0f ? v[i] : 0.0f;
+  if (j->mask) {
+    const uint8_t *restrict mk = j->mask + b0 * j->sh.channels;
+    for (size_t i = 0; i < n; i++) v[i] = mk[i] ? v[i] : 0.0f;
+    return;
+  }
+  eval_block(&j->t, 0, b0 * j->sh.channels, n, w);
+  for (size_t i = 0; i < n; i++) v[i] = w[i] > 0.0f ? v[i] : 0.0f;
+}
+
+static void absmax_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
+  masked_gradient(j, b0, b1, v, w);
+  size_t task = b0 / j->per;
+  float m = nn_absmax(v, (b1 - b0) * j->sh.channels);
+  j->task_abs[task] = m > j->task_abs[task] || m != m ? m : j->task_abs[task];
 }
 
 static void backward_absmax_task(void *arg, size_t task, int worker) {
   sum_act_job *j = arg;
-  const size_t C = j->sh.channels, sub = block_rows(C), rows = j->sh.batch * j->sh.spatial;
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D), *w = v + sub * C;
-  size_t r0 = task * j->per, r1 = I8T_MIN(rows, r0 + j->per);
-  float m = 0.0f;
-  for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t b1 = I8T_MIN(r1, b0 + sub);
-    masked_gradient(j, b0, b1, v, w);
-    m = fmaxf(m, nn_absmax(v, (b1 - b0) * C));
-  }
-  j->task_abs[task] = m;
+  size_t rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  j->task_abs[task] = 0.0f;
+  for_blocks(j, worker, r0, I8T_MIN(rows, r0 + j->per), absmax_block);
+}
+
+static void quantize_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
+  size_t C = j->sh.channels;
+  masked_gradient(j, b0, b1, v, w);
+  nn_errors_set(&j->err, i8t_quantize_f32_s8(v, (b1 - b0) * C, j->p, nn_round_at(j->r, b0 * C),
+                                             j->gpre + b0 * C));
 }
 
 static void backward_quantize_task(void *arg, size_t task, int worker) {
   sum_act_job *j = arg;
-  const size_t C = j->sh.channels, sub = block_rows(C), rows = j->sh.batch * j->sh.spatial;
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D), *w = v + sub * C;
-  size_t r0 = task * j->per, r1 = I8T_MIN(rows, r0 + j->per);
-  for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t b1 = I8T_MIN(r1, b0 + sub);
-    masked_gradient(j, b0, b1, v, w);
-    nn_errors_set(&j->err, i8t_quantize_f32_s8(v, (b1 - b0) * C, j->p,
-                                               nn_round_at(j->r, b0 * C), j->gpre + b0 * C));
-  }
+  size_t rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  for_blocks(j, worker, r0, I8T_MIN(rows, r0 + j->per), quantize_block);
+}
+
+static i8t_status sum_act_backward(sum_act_job *j) {
+  i8t_act_shape shape = j->sh;
+  size_t rows = shape.batch * shape.spatial;
+  nn_errors_init(&j->err);
+  j->per = nn_rows_per_task(rows, shape.channels);
+  size_t tasks = nn_task_count(rows, j->per);
+  float task_abs[64];
+  float *ta = tasks <= 64 ? task_abs : malloc(tasks * sizeof *ta);
+  if (!ta) return i8t_error(I8T_ERR_NO_MEMORY, "sum-act backward");
+  j->task_abs = ta;
+  i8t_parallel_for(j->ws->ctx, tasks, backward_absmax_task, j);
+  float m = 0.0f;
+  int nan = 0;
+  for (size_t t = 0; t < tasks; t++) nan |= ta[t] != ta[t], m = fmaxf(m, ta[t]);
+  if (ta != task_abs) free(ta);
+  i8t_status st = nn_check_finite(nan ? NAN : m, "activation gradient");
+  if (st) return st;
+  j->p = nn_symmetric(m, 8);
+  *j->gpre_scale = j->p.scale;
+  i8t_parallel_for(j->ws->ctx, tasks, backward_quantize_task, j);
+  return nn_errors_get(&j->err);
+}
+
+static i8t_status check_backward(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
+                                 i8t_act_shape shape, const int8_t *gpre, const float *scale) {
+  i8t_status st = nn_check_sources(srcs, nsrcs);
+  if (st) return st;
+  if (!ws || !gpre || !scale)
+    return i8t_error(I8T_ERR_INVALID_ARG, "sum-act backward: NULL argument");
+  if (shape.batch == 0 || shape.spatial == 0 || shape.channels == 0)
+    return i8t_error(I8T_ERR_SHAPE, "sum-act backward: empty shape");
+  return reserve_blocks(ws, shape.channels);
 }
 
 i8t_status i8t_sum_act_backward_u8(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
                                    const i8t_u8_term *terms, int nterms, int relu,
                                    i8t_act_shape shape, i8t_rounding r, int8_t *gpre,
                                    float *gpre_scale) {
-  i8t_status st = nn_check_sources(srcs, nsrcs);
+  i8t_status st = check_backward(ws, srcs, nsrcs, shape, gpre, gpre_scale);
   if (st || (relu && (st = check_terms(terms, nterms, shape)))) return st;
-  if (!ws || !gpre || !gpre_scale)
-    return i8t_error(I8T_ERR_INVALID_ARG, "sum-act backward: NULL argument");
-  if (shape.batch == 0 || shape.spatial == 0 || shape.channels == 0)
-    return i8t_error(I8T_ERR_SHAPE, "sum-act backward: empty shape");
-  size_t rows = shape.batch * shape.spatial, sub = block_rows(shape.channels);
-  if ((st = nn_reserve(ws, NN_SLOT_D, 2 * sub * shape.channels * sizeof(float)))) return st;
-  sum_act_job j = {.t = terms, .nt = nterms, .relu = relu, .sh = shape, .ws = ws, .r = r,
-                   .srcs = srcs, .ns = nsrcs, .gpre = gpre};
-  nn_errors_init(&j.err);
-  j.per = nn_rows_per_task(rows, shape.channels);
-  size_t tasks = nn_task_count(rows, j.per);
-  float task_abs[64];
-  float *ta = tasks <= 64 ? task_abs : malloc(tasks * sizeof *ta);
-  if (!ta) return i8t_error(I8T_ERR_NO_MEMORY, "sum-act backward");
-  j.task_abs = ta;
-  i8t_parallel_for(ws->ctx, tasks, backward_absmax_task, &j);
-  float m = 0.0f;
-  int nan = 0;
-  for (size_t t = 0; t < tasks; t++) nan |= ta[t] != ta[t], m = fmaxf(m, ta[t]);
-  if (ta != task_abs) free(ta);
-  if (nan) m = NAN;
-  if ((st = nn_check_finite(m, "activation gradient"))) return st;
-  j.p = nn_symmetric(m, 8);
-  *gpre_scale = j.p.scale;
-  i8t_parallel_for(ws->ctx, tasks, backward_quantize_task, &j);
-  return nn_errors_get(&j.err);
+  sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .r = r, .srcs = srcs, .ns = nsrcs,
+                   .gpre = gpre, .gpre_scale = gpre_scale};
+  if (relu && (st = replicate_terms(ws, terms, nterms, shape.channels, &j.t))) return st;
+  return sum_act_backward(&j);
+}
+
+i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
+                                        const uint8_t *relu_mask, i8t_act_shape shape,
+                                        i8t_rounding r, int8_t *gpre, float *gpre_scale) {
+  i8t_status st = check_backward(ws, srcs, nsrcs, shape, gpre, gpre_scale);
+  if (st) return st;
+  sum_act_job j = {.relu = relu_mask != NULL, .sh = shape, .ws = ws, .r = r, .srcs = srcs,
+                   .ns = nsrcs, .mask = relu_mask, .gpre = gpre, .gpre_scale = gpre_scale};
+  return sum_act_backward(&j);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -296,8 +385,7 @@ i8t_status i8t_relu_backward_f32(i8t_workspace *ws, const float *out, const floa
 typedef struct requant_job {
   const int32_t *y;
   size_t rows, C, per;
-  const float *cs;
-  size_t ncs;
+  const float *cs; /* replicated over a block */
   i8t_qparams p;
   i8t_rounding r;
   uint8_t *q;
@@ -307,19 +395,14 @@ typedef struct requant_job {
 
 static void requant_task(void *arg, size_t task, int worker) {
   requant_job *j = arg;
-  const size_t C = j->C, sub = block_rows(C);
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
+  const size_t C = j->C, sub = nn_block_rows(C);
+  float *restrict v = nn_scratch(j->ws, worker, NN_SLOT_D);
+  const float *restrict cs = j->cs;
   size_t r0 = task * j->per, r1 = I8T_MIN(j->rows, r0 + j->per);
   for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t b1 = I8T_MIN(r1, b0 + sub), n = (b1 - b0) * C;
-    const int32_t *y = j->y + b0 * C;
-    if (j->ncs == 1) {
-      const float s = j->cs[0];
-      for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * s;
-    } else {
-      for (size_t r = 0; r < b1 - b0; r++)
-        for (size_t c = 0; c < C; c++) v[r * C + c] = (float)y[r * C + c] * j->cs[c];
-    }
+    size_t n = (I8T_MIN(r1, b0 + sub) - b0) * C;
+    const int32_t *restrict y = j->y + b0 * C;
+    for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * cs[i];
     nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C), j->q + b0 * C));
   }
 }
@@ -334,10 +417,12 @@ i8t_status i8t_requantize_s32_u8(i8t_workspace *ws, const int32_t *y, size_t row
   if (col_scale_count != 1 && col_scale_count != channels)
     return i8t_error(I8T_ERR_INVALID_ARG, "requantize: %zu scales for %zu channels",
                      col_scale_count, channels);
-  i8t_status st = nn_reserve(ws, NN_SLOT_D, block_rows(channels) * channels * sizeof(float));
-  if (st) return st;
-  requant_job j = {y, rows, channels, nn_rows_per_task(rows, channels), col_scale,
-                   col_scale_count, out, r, q, ws, {0}};
+  i8t_status st = nn_reserve(ws, NN_SLOT_D, nn_block_rows(channels) * channels * sizeof(float));
+  float *cs = nn_shared_floats(ws, 1, channels);
+  if (st || !cs) return st ? st : I8T_ERR_NO_MEMORY;
+  size_t len = nn_block_rows(channels) * channels;
+  for (size_t i = 0; i < len; i++) cs[i] = col_scale[col_scale_count == 1 ? 0 : i % channels];
+  requant_job j = {y, rows, channels, nn_rows_per_task(rows, channels), cs, out, r, q, ws, {0}};
   nn_errors_init(&j.err);
   i8t_parallel_for(ws->ctx, nn_task_count(rows, j.per), requant_task, &j);
   return nn_errors_get(&j.err);

@@ -65,16 +65,30 @@ nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s) {
   return g;
 }
 
+/* memcpy for the short runs of im2col (one pixel's channels, or a window
+ * row): 16-byte moves that the compiler inlines, the tail as an overlapping
+ * last move; the library call costs more than the copy at these sizes. */
+static inline void copy_run(unsigned char *restrict d, const unsigned char *restrict s, size_t n) {
+  if (n < 16) {
+    memcpy(d, s, n);
+    return;
+  }
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) memcpy(d + i, s + i, 16);
+  if (i < n) memcpy(d + n - 16, s + n - 16, 16);
+}
+
 void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
-               size_t n0, size_t n1, void *cols) {
+               size_t n0, size_t n1, void *cols, size_t ld) {
   const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;
   const long P = g->s.pad, S = g->s.stride;
-  const size_t pix = (size_t)g->s.in_c * esize, rowbytes = g->K * esize;
+  const size_t pix = (size_t)g->s.in_c * esize, rowbytes = ld * esize, pad_cols = (ld - g->K) * esize;
   const unsigned char *src = x;
   unsigned char *dst = cols;
   for (size_t n = n0; n < n1; n++) {
     for (size_t oy = 0; oy < g->oh; oy++) {
       for (size_t ox = 0; ox < g->ow; ox++, dst += rowbytes) {
+        if (pad_cols) memset(dst + g->K * esize, pad_byte, pad_cols);
         for (size_t ky = 0; ky < k; ky++) {
           long iy = (long)oy * S - P + (long)ky;
           unsigned char *seg = dst + ky * k * pix;
@@ -88,14 +102,14 @@ void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char
             long lo = ix0 < 0 ? -ix0 : 0;
             long hi = ix0 + (long)k > (long)W ? (long)W - ix0 : (long)k;
             if (lo > 0) memset(seg, pad_byte, (size_t)lo * pix);
-            memcpy(seg + (size_t)lo * pix, line + (size_t)(ix0 + lo) * pix, (size_t)(hi - lo) * pix);
+            copy_run(seg + (size_t)lo * pix, line + (size_t)(ix0 + lo) * pix, (size_t)(hi - lo) * pix);
             if (hi < (long)k) memset(seg + (size_t)hi * pix, pad_byte, (k - (size_t)hi) * pix);
             continue;
           }
           for (size_t kx = 0; kx < k; kx++) {
             long ix = ix0 + (long)kx;
             if (ix < 0 || ix >= (long)W) memset(seg + kx * pix, pad_byte, pix);
-            else memcpy(seg + kx * pix, line + (size_t)ix * pix, pix);
+            else copy_run(seg + kx * pix, line + (size_t)ix * pix, pix);
           }
         }
       }
@@ -186,11 +200,11 @@ static void forward_task(void *arg, size_t task, int worker) {
   const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
   if (!g->direct) {
     uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols);
+    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols, g->K);
     a = cols;
   }
   i8t_matrix A = {a, g->K, 1}, B = {j->w, 1, g->K};
-  i8t_status st = i8t_gemm_u8s8s32(NULL, m, C, g->K, A, j->zp, B, j->y + r0 * C, C);
+  i8t_status st = i8t_gemm_u8s8s32(j->ws->ctx, m, C, g->K, A, j->zp, B, j->y + r0 * C, C);
   if (st) {
     nn_errors_set(&j->err, st);
     return;
@@ -227,28 +241,56 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
 /* int8 grad input                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* Stride 1: the input gradient is itself a convolution of dy, with the
+ * kernel flipped and in / out channels swapped, padding k - 1 - pad:
+ *   dx[iy][ix][ci] = sum dy[iy - (k-1-pad) + ky'][...][co] * W[co][k-1-ky'][k-1-kx'][ci]
+ * so im2col of the s8 dy feeds the GEMM directly (no int32 columns, no
+ * col2im). Other strides scatter the int32 columns back (col2im). */
 typedef struct bwd_data_job {
-  nn_conv_geom g;
+  nn_conv_geom g;  /* the layer */
+  nn_conv_geom gt; /* stride 1: the transposed convolution */
+  int transposed;
   i8t_workspace *ws;
-  const int8_t *dy, *w;
+  const int8_t *dy, *w, *wt;
   int32_t *dx;
   nn_errors err;
 } bwd_data_job;
 
+/* wt [in_c x k*k*out_c]: the weights flipped and transposed. */
+static void flip_weights(const i8t_conv_shape *s, const int8_t *w, int8_t *wt) {
+  size_t k = (size_t)s->kernel, Ci = (size_t)s->in_c, Co = (size_t)s->out_c, K = k * k * Ci;
+  size_t Kt = k * k * Co;
+  for (size_t co = 0; co < Co; co++)
+    for (size_t ky = 0; ky < k; ky++)
+      for (size_t kx = 0; kx < k; kx++)
+        for (size_t ci = 0; ci < Ci; ci++)
+          wt[ci * Kt + ((k - 1 - ky) * k + (k - 1 - kx)) * Co + co] = w[co * K + (ky * k + kx) * Ci + ci];
+}
+
 static void backward_data_task(void *arg, size_t task, int worker) {
   bwd_data_job *j = arg;
   const nn_conv_geom *g = &j->g;
+  size_t Co = (size_t)g->s.out_c, Ci = (size_t)g->s.in_c;
+  if (j->transposed) {
+    const nn_conv_geom *t = &j->gt;
+    size_t n0 = task * t->spt, n1 = I8T_MIN(n0 + t->spt, (size_t)t->s.batch);
+    int8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
+    nn_im2col(t, j->dy, 1, 0, n0, n1, cols, t->K);
+    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K};
+    nn_errors_set(&j->err, i8t_gemm_s8s8s32(j->ws->ctx, (n1 - n0) * t->out_rows, Ci, t->K, A, B,
+                                            j->dx + n0 * g->in_rows * Ci, Ci));
+    return;
+  }
   size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
-  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
-  size_t Ci = (size_t)g->s.in_c;
+  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows;
   int32_t *dx = j->dx + n0 * g->in_rows * Ci;
   i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, g->K, 1};
   if (g->direct) {
-    nn_errors_set(&j->err, i8t_gemm_s8s8s32(NULL, m, g->K, Co, A, B, dx, Ci));
+    nn_errors_set(&j->err, i8t_gemm_s8s8s32(j->ws->ctx, m, g->K, Co, A, B, dx, Ci));
     return;
   }
   int32_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-  i8t_status st = i8t_gemm_s8s8s32(NULL, m, g->K, Co, A, B, cols, g->K);
+  i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, g->K, Co, A, B, cols, g->K);
   if (st) {
     nn_errors_set(&j->err, st);
     return;
@@ -265,10 +307,23 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward data: NULL argument");
   bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx};
   nn_errors_init(&j.err);
-  if (!j.g.direct &&
-      (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K * sizeof(int32_t))))
-    return st;
-  i8t_parallel_for(ws->ctx, j.g.tasks, backward_data_task, &j);
+  size_t tasks = j.g.tasks;
+  j.transposed = !j.g.direct && s->stride == 1;
+  if (j.transposed) {
+    i8t_conv_shape ts = {s->batch, i8t_conv_out_h(s), i8t_conv_out_w(s), s->out_c, s->in_c,
+                         s->kernel, 1, s->kernel - 1 - s->pad};
+    j.gt = nn_conv_geom_make(&ts);
+    int8_t *wt = nn_shared_bytes(ws, (size_t)s->in_c * j.gt.K);
+    if (!wt) return I8T_ERR_NO_MEMORY;
+    flip_weights(s, w, wt);
+    j.wt = wt;
+    tasks = j.gt.tasks;
+    st = nn_reserve(ws, NN_SLOT_A, j.gt.spt * j.gt.out_rows * j.gt.K);
+  } else if (!j.g.direct) {
+    st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K * sizeof(int32_t));
+  }
+  if (st) return st;
+  i8t_parallel_for(ws->ctx, tasks, backward_data_task, &j);
   return nn_errors_get(&j.err);
 }
 
@@ -285,6 +340,11 @@ typedef struct bwd_weights_job {
   nn_errors err;
 } bwd_weights_job;
 
+/* Columns of the weight-gradient GEMM: K rounded up to whole 32-column
+ * panels (the extra columns hold the zero point, so they add nothing and
+ * are dropped): edge panels pack far more slowly than whole ones. */
+static size_t wgrad_ld(size_t K) { return I8T_ROUND_UP(K, 32); }
+
 /* Each task's int64 block is added into its worker's accumulator: int64
  * sums are exact, so the result does not depend on which worker ran what. */
 static void backward_weights_task(void *arg, size_t task, int worker) {
@@ -293,20 +353,23 @@ static void backward_weights_task(void *arg, size_t task, int worker) {
   size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
   size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
   const uint8_t *b = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
+  size_t ld = g->K;
   if (!g->direct) {
     uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols);
+    ld = wgrad_ld(g->K);
+    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols, ld);
     b = cols;
   }
   int64_t *tmp = nn_scratch(j->ws, worker, NN_SLOT_B);
   int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
-  i8t_matrix A = {j->dy + r0 * Co, 1, Co}, B = {b, g->K, 1};
-  i8t_status st = i8t_gemm_s16u8s64(NULL, Co, g->K, m, A, B, j->zp, tmp, g->K);
+  i8t_matrix A = {j->dy + r0 * Co, 1, Co}, B = {b, ld, 1};
+  i8t_status st = i8t_gemm_s16u8s64(j->ws->ctx, Co, ld, m, A, B, j->zp, tmp, ld);
   if (st) {
     nn_errors_set(&j->err, st);
     return;
   }
-  for (size_t i = 0; i < Co * g->K; i++) acc[i] += tmp[i];
+  for (size_t co = 0; co < Co; co++)
+    for (size_t k = 0; k < g->K; k++) acc[co * g->K + k] += tmp[co * ld + k];
 }
 
 i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_shape *s,
@@ -318,9 +381,9 @@ i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_sha
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward weights: NULL argument");
   bwd_weights_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
   nn_errors_init(&j.err);
-  size_t wsize = (size_t)s->out_c * j.g.K;
-  if ((!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, wsize * sizeof(int64_t))) ||
+  size_t wsize = (size_t)s->out_c * j.g.K, ld = wgrad_ld(j.g.K);
+  if ((!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * ld))) ||
+      (st = nn_reserve(ws, NN_SLOT_B, (size_t)s->out_c * ld * sizeof(int64_t))) ||
       (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
     return st;
   for (int w = 0; w < ws->threads; w++) memset(nn_scratch(ws, w, NN_SLOT_C), 0, wsize * 8);

@@ -64,7 +64,7 @@ static const float *columns(f32_job *j, size_t n0, size_t n1, int worker) {
   const nn_conv_geom *g = &j->g;
   if (g->direct) return j->x + n0 * g->in_rows * (size_t)g->s.in_c;
   float *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-  nn_im2col(g, j->x, sizeof(float), 0, n0, n1, cols);
+  nn_im2col(g, j->x, sizeof(float), 0, n0, n1, cols, g->K);
   return cols;
 }
 

@@ -303,6 +303,7 @@ static int add_normact(builder *b, const char *name, const char *const *bn_names
   if (int8_mode(m)) {
     bad |= !(a->id_mul = own(m, C * 4)) || !(a->id_add = own(m, C * 4));
     bad |= batch_buf(m, &a->gpre, o) | batch_buf(m, &a->smin, 4) | batch_buf(m, &a->smax, 4);
+    if (relu) bad |= batch_buf(m, &a->mask, o);
   } else {
     bad |= batch_buf(m, &a->gpref, 4 * o);
   }

@@ -121,9 +121,10 @@ static i8t_status normact_forward(i8t_model *m, int op, nn_normact *a, size_t n,
     if (st) return st;
   }
   out->qp = activation_range(a->smin, a->smax, n, a->out_range, training);
-  return i8t_sum_act_forward_u8(m->ws, terms, nt, a->relu, shape, out->qp,
-                                nn_model_stream(m, op, ROLE_ACT_OUT, act_stochastic(m, training)),
-                                out->q);
+  i8t_rounding r = nn_model_stream(m, op, ROLE_ACT_OUT, act_stochastic(m, training));
+  if (training && a->relu) /* keep relu' for the backward */
+    return i8t_sum_act_forward_mask_u8(m->ws, terms, nt, shape, out->qp, r, out->q, a->mask);
+  return i8t_sum_act_forward_u8(m->ws, terms, nt, a->relu, shape, out->qp, r, out->q);
 }
 
 static i8t_status pool_forward(i8t_model *m, nn_pool *p, size_t n) {
@@ -255,15 +256,11 @@ static i8t_status pool_backward(i8t_model *m, int op, nn_pool *p, size_t n) {
 
 static i8t_status normact_backward(i8t_model *m, int op, nn_normact *a, size_t n) {
   nn_tensor *out = &m->tensor[a->out];
-  i8t_u8_term terms[3];
-  int nt = 0;
-  for (int k = 0; k < a->nbn; k++) /* the forward's fold is still in bn->mul / add */
-    terms[nt++] = (i8t_u8_term){m->conv[a->bn[k].conv].pq, a->bn[k].mul, a->bn[k].add};
-  if (a->identity >= 0) terms[nt++] = (i8t_u8_term){m->tensor[a->identity].q, a->id_mul, a->id_add};
   i8t_act_shape shape = {n, out->spatial, (size_t)out->c};
-  i8t_status st = i8t_sum_act_backward_u8(m->ws, out->src, out->nsrc, terms, nt, a->relu, shape,
-                                          nn_model_stream(m, op, ROLE_GPRE, 1), a->gpre,
-                                          &a->gpre_scale);
+  i8t_status st = i8t_sum_act_backward_mask_u8(m->ws, out->src, out->nsrc,
+                                               a->relu ? a->mask : NULL, shape,
+                                               nn_model_stream(m, op, ROLE_GPRE, 1), a->gpre,
+                                               &a->gpre_scale);
   if (st) return st;
   if (a->identity >= 0 &&
       (st = push_source(&m->tensor[a->identity], I8T_GRAD_S8, a->gpre, a->gpre_scale)))

@@ -26,6 +26,7 @@ struct i8t_workspace {
   i8t_context *ctx;
   int threads;
   nn_buf *scratch; /* [threads][NN_SLOTS] */
+  nn_buf shared;   /* read-only during a parallel pass: replicated parameters */
   i8t_fp32_backend backend;
   struct nn_dnnl *dnnl; /* oneDNN engine, stream and primitive cache */
 };
@@ -36,9 +37,28 @@ static inline void *nn_scratch(i8t_workspace *ws, int worker, int slot) {
   return ws->scratch[(size_t)worker * NN_SLOTS + slot].p;
 }
 
-/* Values are computed into blocks of this many floats (on the stack, in L1)
- * and handed to the quantizer kernels in one call. */
+/* Values are computed into blocks of this many floats (in L1) and handed to
+ * the quantizer kernels in one call. */
 #define NN_BLOCK 2048
+
+/* Rows of `channels` values per block: whole rows, about NN_BLOCK values. */
+static inline size_t nn_block_rows(size_t channels) {
+  return channels >= NN_BLOCK ? 1 : NN_BLOCK / channels;
+}
+
+/* Per-channel parameters replicated over a block of rows (rep[r * C + c] =
+ * p[c]), so that the passes run one long, vectorisable loop per block
+ * instead of a short one per row. The workspace's shared buffer holds
+ * `count` such arrays of nn_block_rows(C) * C floats; returns NULL (with a
+ * message) when it cannot grow. */
+float *nn_shared_floats(i8t_workspace *ws, size_t count, size_t channels);
+/* The shared buffer as `bytes` bytes (NULL with a message if it cannot grow). */
+void *nn_shared_bytes(i8t_workspace *ws, size_t bytes);
+static inline void nn_replicate(const float *p, size_t C, float *rep) {
+  size_t rows = nn_block_rows(C);
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < C; c++) rep[r * C + c] = p[c];
+}
 
 /* First failure of a parallel pass (tasks cannot return a status). */
 typedef struct nn_errors {

@@ -78,6 +78,7 @@ typedef struct nn_normact {
   float out_range[2];   /* running range of the output quantizer (state) */
   /* int8 */
   float *id_mul, *id_add;
+  uint8_t *mask; /* relu' of the last training forward */
   int8_t *gpre;
   float gpre_scale;
   float *smin, *smax;

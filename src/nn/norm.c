@@ -409,15 +409,18 @@ static void *u8_red_alloc(u8_red *r, size_t n) {
   return p;
 }
 
+/* The replicated per-channel parameters of dx (nn_replicate): dx = a g + b
+ * + e (q - qbar) + routing, and the s8 operand's column scales. */
+enum { REP_A, REP_B, REP_E, REP_QBAR, REP_COL, REP_COUNT };
+
 typedef struct u8_bwd_job {
   const uint8_t *x;
   const int8_t *g;
-  size_t C, rows;
+  size_t C, rows, sub; /* sub: rows per block */
   const segments *sg;
   u8_red red;
   int range;
-  /* dx = a[c] * g + b[c] + e[c] * (q - qbar[c]) + routing */
-  const float *a, *b, *e, *qbar;
+  const float *rep;            /* REP_COUNT arrays of sub * C floats */
   const float *route;          /* [C]: dR / K per channel (Range BN) */
   const uint32_t *amin, *amax; /* [chunks x C] rows of the chunk extremes */
   float *cmax_abs;             /* evaluation pass: per segment per channel |dx| max */
@@ -430,65 +433,139 @@ typedef struct u8_bwd_job {
   nn_errors err;
 } u8_bwd_job;
 
-static void u8_reduce_task(void *arg, size_t t, int worker) {
-  (void)worker;
-  u8_bwd_job *j = arg;
-  const segment *s = &j->sg->seg[t];
-  const size_t C = j->C, o = t * C;
-  int32_t *sg = j->red.sg + o, *sgq = j->red.sgq + o;
-  uint32_t *sq = j->red.sq + o, *amin = j->red.amin + o, *amax = j->red.amax + o;
-  int8_t *gmin = j->red.gmin + o, *gmax = j->red.gmax + o;
-  uint8_t *xmin = j->red.xmin + o, *xmax = j->red.xmax + o;
-  for (size_t c = 0; c < C; c++) {
-    sg[c] = sgq[c] = 0;
-    sq[c] = 0;
-    gmin[c] = 127, gmax[c] = -127;
-    xmin[c] = 255, xmax[c] = 0;
-    amin[c] = amax[c] = (uint32_t)s->lo; /* right when every value equals the start value */
-  }
-  for (size_t r = s->lo; r < s->hi; r++) {
-    const int8_t *gr = j->g + r * C;
-    const uint8_t *xr = j->x + r * C;
-    for (size_t c = 0; c < C; c++) {
-      int32_t g = gr[c], q = xr[c];
-      sg[c] += g;
-      sgq[c] += g * q;
-      sq[c] += (uint32_t)q;
-      gmin[c] = gr[c] < gmin[c] ? gr[c] : gmin[c];
-      gmax[c] = gr[c] > gmax[c] ? gr[c] : gmax[c];
-    }
-    if (!j->range) continue;
-    for (size_t c = 0; c < C; c++) { /* strict: the first occurrence wins */
-      if (xr[c] < xmin[c]) xmin[c] = xr[c], amin[c] = (uint32_t)r;
-      if (xr[c] > xmax[c]) xmax[c] = xr[c], amax[c] = (uint32_t)r;
-    }
+static const float *rep(const u8_bwd_job *j, int which) {
+  return j->rep + (size_t)which * j->sub * j->C;
+}
+
+/* One block's values added into the lanes (restrict parameters: the loop vectorises). */
+static void accumulate_lanes(size_t n, const int8_t *restrict g, const uint8_t *restrict x,
+                             int32_t *restrict sg, int32_t *restrict sgq, uint32_t *restrict sq,
+                             int8_t *restrict gmin, int8_t *restrict gmax) {
+  for (size_t i = 0; i < n; i++) {
+    int16_t gi = g[i], qi = x[i];
+    sg[i] += gi;
+    sgq[i] += (int16_t)(gi * qi); /* |g q| <= 127 * 255 fits 16 bits */
+    sq[i] += (uint32_t)qi;
+    gmin[i] = g[i] < gmin[i] ? g[i] : gmin[i];
+    gmax[i] = g[i] > gmax[i] ? g[i] : gmax[i];
   }
 }
 
-static inline float dense_dx(const u8_bwd_job *j, size_t r, size_t c) {
-  float v = j->a[c] * (float)j->g[r * j->C + c] + j->b[c];
-  if (j->e) v += j->e[c] * ((float)j->x[r * j->C + c] - j->qbar[c]);
+/* Sums over one segment in lanes of sub * C (one long loop per block of
+ * rows), folded into channels at the end. */
+static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
+  const size_t C = j->C, L = j->sub * C;
+  int32_t *sg = nn_scratch(j->ws, worker, NN_SLOT_D), *sgq = sg + L;
+  uint32_t *sq = (uint32_t *)(sgq + L);
+  int8_t *gmin = (int8_t *)(sq + L), *gmax = gmin + L;
+  for (size_t i = 0; i < L; i++) sg[i] = sgq[i] = 0, sq[i] = 0, gmin[i] = 127, gmax[i] = -127;
+  for (size_t r = s->lo; r < s->hi; r += j->sub)
+    accumulate_lanes((I8T_MIN(s->hi, r + j->sub) - r) * C, j->g + r * C, j->x + r * C, sg, sgq,
+                     sq, gmin, gmax);
+  for (size_t c = 0; c < C; c++) {
+    j->red.sg[o + c] = j->red.sgq[o + c] = 0;
+    j->red.sq[o + c] = 0;
+    j->red.gmin[o + c] = 127, j->red.gmax[o + c] = -127;
+  }
+  for (size_t r = 0; r < j->sub; r++) /* fold the lanes, row by row (no modulo) */
+    for (size_t c = 0; c < C; c++) {
+      size_t i = r * C + c;
+      j->red.sg[o + c] += sg[i], j->red.sgq[o + c] += sgq[i], j->red.sq[o + c] += sq[i];
+      j->red.gmin[o + c] = gmin[i] < j->red.gmin[o + c] ? gmin[i] : j->red.gmin[o + c];
+      j->red.gmax[o + c] = gmax[i] > j->red.gmax[o + c] ? gmax[i] : j->red.gmax[o + c];
+    }
+}
+
+/* Range BN: per lane the min and max of x and the first block (index b) in
+ * which each occurs; strict comparisons keep the earliest. Vectorises. */
+static void extremes_lanes(size_t n, uint16_t b, const uint8_t *restrict x,
+                           uint8_t *restrict mn, uint8_t *restrict mx, uint16_t *restrict amn,
+                           uint16_t *restrict amx) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t v = x[i];
+    amn[i] = v < mn[i] ? b : amn[i];
+    mn[i] = v < mn[i] ? v : mn[i];
+    amx[i] = v > mx[i] ? b : amx[i];
+    mx[i] = v > mx[i] ? v : mx[i];
+  }
+}
+
+/* The segment's extremes per channel and the first row holding each: lanes
+ * folded with the row order (block, then the lane's row in the block). */
+static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
+  const size_t C = j->C, L = j->sub * C;
+  uint8_t *mn = (uint8_t *)nn_scratch(j->ws, worker, NN_SLOT_D) + 14 * L, *mx = mn + L;
+  uint16_t *amn = (uint16_t *)(mx + L), *amx = amn + L; /* 32768 rows: < 2^16 blocks */
+  memset(mn, 255, L), memset(mx, 0, L);
+  memset(amn, 0, L * sizeof *amn), memset(amx, 0, L * sizeof *amx);
+  uint16_t b = 0;
+  for (size_t r = s->lo; r < s->hi; r += j->sub, b++)
+    extremes_lanes((I8T_MIN(s->hi, r + j->sub) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
+  size_t lanes_rows = I8T_MIN(j->sub, s->hi - s->lo); /* lanes past a short segment saw nothing */
+  uint8_t *vmn = j->red.xmin + o, *vmx = j->red.xmax + o;
+  uint32_t *rmn = j->red.amin + o, *rmx = j->red.amax + o;
+  for (size_t c = 0; c < C; c++) vmn[c] = 255, vmx[c] = 0, rmn[c] = rmx[c] = UINT32_MAX;
+  for (size_t lr = 0; lr < lanes_rows; lr++)
+    for (size_t c = 0; c < C; c++) {
+      size_t i = lr * C + c;
+      uint32_t rn = (uint32_t)(s->lo + (size_t)amn[i] * j->sub + lr);
+      uint32_t rx = (uint32_t)(s->lo + (size_t)amx[i] * j->sub + lr);
+      if (mn[i] < vmn[c] || (mn[i] == vmn[c] && rn < rmn[c])) vmn[c] = mn[i], rmn[c] = rn;
+      if (mx[i] > vmx[c] || (mx[i] == vmx[c] && rx < rmx[c])) vmx[c] = mx[i], rmx[c] = rx;
+    }
+}
+
+static void u8_reduce_task(void *arg, size_t t, int worker) {
+  u8_bwd_job *j = arg;
+  const segment *s = &j->sg->seg[t];
+  segment_sums(j, s, worker, t * j->C);
+  if (j->range) segment_extremes(j, s, worker, t * j->C);
+}
+
+/* Dense part of dx for rows [r0, r0 + n / C): one flat loop. */
+static void dense_block(const u8_bwd_job *j, size_t r0, size_t n, float *restrict v) {
+  const int8_t *restrict g = j->g + r0 * j->C;
+  const float *restrict a = rep(j, REP_A), *restrict b = rep(j, REP_B);
+  for (size_t i = 0; i < n; i++) v[i] = a[i] * (float)g[i] + b[i];
+  if (j->range) return;
+  const uint8_t *restrict x = j->x + r0 * j->C;
+  const float *restrict e = rep(j, REP_E), *restrict qb = rep(j, REP_QBAR);
+  for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qb[i]);
+}
+
+/* One value of the dense part (the routed elements' check). */
+static float dense_one(const u8_bwd_job *j, size_t r, size_t c) {
+  float v = rep(j, REP_A)[c] * (float)j->g[r * j->C + c] + rep(j, REP_B)[c];
+  if (!j->range) v += rep(j, REP_E)[c] * ((float)j->x[r * j->C + c] - rep(j, REP_QBAR)[c]);
   return v;
 }
 
 /* Standard BN: |dx| per channel needs the values (they depend on x). */
 static void u8_absmax_task(void *arg, size_t t, int worker) {
-  (void)worker;
   u8_bwd_job *j = arg;
   const segment *s = &j->sg->seg[t];
-  float *m = j->cmax_abs + t * j->C;
-  for (size_t c = 0; c < j->C; c++) m[c] = 0.0f;
-  for (size_t r = s->lo; r < s->hi; r++)
-    for (size_t c = 0; c < j->C; c++) {
-      float v = fabsf(dense_dx(j, r, c));
-      m[c] = v > m[c] ? v : m[c];
+  const size_t C = j->C;
+  float *v = nn_scratch(j->ws, worker, NN_SLOT_D), *mrep = v + j->sub * C;
+  for (size_t i = 0; i < j->sub * C; i++) mrep[i] = 0.0f;
+  for (size_t r = s->lo; r < s->hi; r += j->sub) {
+    size_t n = (I8T_MIN(s->hi, r + j->sub) - r) * C;
+    dense_block(j, r, n, v);
+    for (size_t i = 0; i < n; i++) {
+      float a = fabsf(v[i]);
+      mrep[i] = a > mrep[i] || a != a ? a : mrep[i];
     }
+  }
+  float *m = j->cmax_abs + t * C;
+  for (size_t c = 0; c < C; c++) m[c] = 0.0f;
+  for (size_t i = 0; i < j->sub * C; i++) m[i % C] = mrep[i] > m[i % C] || mrep[i] != mrep[i] ? mrep[i] : m[i % C];
 }
 
 /* Adds the routed Range BN terms that fall in rows [r0, r1) to v (rows r0..). */
 static void add_routes(const u8_bwd_job *j, size_t r0, size_t r1, float *v) {
   if (!j->route) return;
   for (size_t k = 0; k < j->sg->chunks; k++) {
+    size_t lo = chunk_lo(k, j->rows, j->sg->chunks), hi = chunk_lo(k + 1, j->rows, j->sg->chunks);
+    if (hi <= r0 || lo >= r1) continue;
     for (size_t c = 0; c < j->C; c++) {
       uint32_t mx = j->amax[k * j->C + c], mn = j->amin[k * j->C + c];
       if (mx >= r0 && mx < r1) v[(mx - r0) * j->C + c] += j->route[c];
@@ -501,33 +578,35 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
   u8_bwd_job *j = arg;
   const size_t C = j->C;
   size_t r0 = t * j->rows_per_task, r1 = I8T_MIN(j->rows, r0 + j->rows_per_task);
-  size_t sub = I8T_MAX((size_t)1, NN_BLOCK / C);
   float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
-  float *w = v + sub * C;
+  float *w = v + j->sub * C;
   i8t_grad_out *o = j->out;
-  for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t b1 = I8T_MIN(r1, b0 + sub), n = (b1 - b0) * C, first = b0 * C;
-    for (size_t r = b0; r < b1; r++)
-      for (size_t c = 0; c < C; c++) v[(r - b0) * C + c] = dense_dx(j, r, c);
+  for (size_t b0 = r0; b0 < r1; b0 += j->sub) {
+    size_t b1 = I8T_MIN(r1, b0 + j->sub), n = (b1 - b0) * C, first = b0 * C;
+    dense_block(j, b0, n, v);
     add_routes(j, b0, b1, v);
     i8t_status st = I8T_OK;
     if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
     if (j->want_s8) {
       const float *src = v;
       if (o->s8_col_scale) {
-        for (size_t i = 0; i < n; i++) w[i] = v[i] * o->s8_col_scale[i % C];
+        const float *restrict cs = rep(j, REP_COL);
+        for (size_t i = 0; i < n; i++) w[i] = v[i] * cs[i];
         src = w;
       }
       st = i8t_quantize_f32_s8(src, n, j->p8, nn_round_at(o->s8_round, first), o->s8 + first);
     }
     if (!st && j->want_s16) {
-      if (j->s16_from_s8) {
-        for (size_t i = 0; i < n; i++) o->s16[first + i] = o->s8[first + i];
-      } else if (o->s16_bits == 8) {
-        /* 8-bit levels in the s16 buffer (per-channel s8 differs from it). */
-        int8_t *tmp = (int8_t *)w;
-        st = i8t_quantize_f32_s8(v, n, j->p16, nn_round_at(o->s16_round, first), tmp);
-        for (size_t i = 0; !st && i < n; i++) o->s16[first + i] = tmp[i];
+      if (o->s16_bits == 8) {
+        /* 8-bit levels in the s16 buffer: the s8 operand itself when it is
+         * unscaled, else a draw of its own (per-channel s8 differs). */
+        const int8_t *src = o->s8 + first;
+        if (!j->s16_from_s8) {
+          int8_t *tmp = (int8_t *)w;
+          st = i8t_quantize_f32_s8(v, n, j->p16, nn_round_at(o->s16_round, first), tmp);
+          src = tmp;
+        }
+        for (size_t i = 0; !st && i < n; i++) o->s16[first + i] = src[i];
       } else {
         st = i8t_quantize_f32_s16(v, n, j->p16, nn_round_at(o->s16_round, first), o->s16 + first);
       }
@@ -551,26 +630,32 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   if (out->s16_bits != 0 && out->s16_bits != 8 && out->s16_bits != 16)
     return i8t_error(I8T_ERR_INVALID_ARG, "norm backward u8: s16_bits must be 8 or 16");
   (void)mean; /* the exact integer mean of x is recomputed */
-  const size_t C = channels;
+  const size_t C = channels, sub = nn_block_rows(C);
   const int range = cfg->kind == I8T_NORM_RANGE;
+  float *reps = nn_shared_floats(ws, REP_COUNT, C);
+  if (!reps) return I8T_ERR_NO_MEMORY;
+  /* Slot D: the sums' lanes (2 int32 + 1 uint32 + 2 int8 per value) and the
+   * extremes' lanes (2 uint8 + 2 uint16), or two float blocks. */
+  if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 20 + 64))) return st;
   segments sg;
   if ((st = segments_make(rows, norm_chunks(cfg, rows), &sg))) return st;
-  size_t nf = 6 * C + sg.count * C;
+  size_t nf = 7 * C + sg.count * C;
   u8_red red;
   void *red_mem = u8_red_alloc(&red, sg.count * C);
   float *f = malloc(nf * sizeof *f);
   uint32_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
-  if (!red_mem || !f || !arg) {
+  uint8_t *cext = malloc(2 * sg.chunks * C);
+  if (!red_mem || !f || !arg || !cext) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
   }
-  u8_bwd_job j = {.x = x, .g = dy, .C = C, .rows = rows, .sg = &sg, .red = red, .range = range,
-                  .out = out, .ws = ws};
+  u8_bwd_job j = {.x = x, .g = dy, .C = C, .rows = rows, .sub = sub, .sg = &sg, .red = red,
+                  .range = range, .rep = reps, .out = out, .ws = ws};
   nn_errors_init(&j.err);
   i8t_parallel_for(ws->ctx, sg.count, u8_reduce_task, &j);
 
   float *a = f, *b = f + C, *e = f + 2 * C, *qbar = f + 3 * C, *route = f + 4 * C;
-  float *chan_abs = f + 5 * C;
+  float *chan_abs = f + 5 * C, *ones = f + 6 * C;
   uint32_t *amin = arg, *amax = arg + sg.chunks * C;
   double cm = i8t_range_bn_constant(cfg, rows, sg.chunks);
   const double n = (double)rows, sx = xq.scale, sgs = dy_scale;
@@ -594,21 +679,21 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     qbar[c] = (float)qb;
     e[c] = range ? 0.0f : (float)(-gs * s * s * sx * sxm / n);
     route[c] = range ? (float)(-(double)gamma[c] * sxm * cm * s * s / (double)sg.chunks) : 0.0f;
+    ones[c] = 1.0f;
     /* |a g + b| is largest at an extreme of g (Range BN: exact bound of the
      * dense part; the routed values are added below). */
     float m1 = fabsf(a[c] * (float)gmin + b[c]), m2 = fabsf(a[c] * (float)gmax + b[c]);
     chan_abs[c] = m1 > m2 ? m1 : m2;
   }
-  j.a = a, j.b = b, j.e = range ? NULL : e, j.qbar = qbar;
+  nn_replicate(a, C, reps + REP_A * sub * C);
+  nn_replicate(b, C, reps + REP_B * sub * C);
+  nn_replicate(e, C, reps + REP_E * sub * C);
+  nn_replicate(qbar, C, reps + REP_QBAR * sub * C);
+  nn_replicate(out->s8_col_scale ? out->s8_col_scale : ones, C, reps + REP_COL * sub * C);
   if (range) {
     /* First extreme of each chunk: segments of a chunk in row order. */
+    uint8_t *cmn = cext, *cmx = cext + sg.chunks * C;
     for (size_t k = 0; k < sg.chunks * C; k++) amin[k] = UINT32_MAX, amax[k] = UINT32_MAX;
-    uint8_t *cmn = malloc(2 * sg.chunks * C);
-    if (!cmn) {
-      st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
-      goto done;
-    }
-    uint8_t *cmx = cmn + sg.chunks * C;
     for (size_t t = 0; t < sg.count; t++) {
       size_t k = sg.seg[t].chunk;
       for (size_t c = 0; c < C; c++) {
@@ -617,33 +702,35 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
         if (amax[i] == UINT32_MAX || red.xmax[r] > cmx[i]) cmx[i] = red.xmax[r], amax[i] = red.amax[r];
       }
     }
-    free(cmn);
     j.route = route, j.amin = amin, j.amax = amax;
     /* The routed values themselves (max and min rows may coincide). */
     for (size_t k = 0; k < sg.chunks; k++)
       for (size_t c = 0; c < C; c++) {
         size_t rmx = amax[k * C + c], rmn = amin[k * C + c];
-        float vmx = dense_dx(&j, rmx, c) + (rmx == rmn ? 0.0f : route[c]);
-        float vmn = dense_dx(&j, rmn, c) - (rmx == rmn ? 0.0f : route[c]);
+        float vmx = dense_one(&j, rmx, c) + (rmx == rmn ? 0.0f : route[c]);
+        float vmn = dense_one(&j, rmn, c) - (rmx == rmn ? 0.0f : route[c]);
         chan_abs[c] = fmaxf(chan_abs[c], fmaxf(fabsf(vmx), fabsf(vmn)));
       }
   } else {
-    j.cmax_abs = f + 6 * C;
+    j.cmax_abs = f + 7 * C;
     i8t_parallel_for(ws->ctx, sg.count, u8_absmax_task, &j);
     for (size_t c = 0; c < C; c++) {
       chan_abs[c] = 0.0f;
-      for (size_t t = 0; t < sg.count; t++) chan_abs[c] = fmaxf(chan_abs[c], j.cmax_abs[t * C + c]);
+      for (size_t t = 0; t < sg.count; t++) {
+        float v = j.cmax_abs[t * C + c];
+        chan_abs[c] = v > chan_abs[c] || v != v ? v : chan_abs[c];
+      }
     }
   }
   float abs8 = 0.0f, abs16 = 0.0f;
+  int nan = 0;
   for (size_t c = 0; c < C; c++) {
     float m8 = out->s8_col_scale ? chan_abs[c] * fabsf(out->s8_col_scale[c]) : chan_abs[c];
+    nan |= m8 != m8;
     abs8 = fmaxf(abs8, m8);
     abs16 = fmaxf(abs16, chan_abs[c]);
   }
-  if ((st = nn_check_finite(abs16, "batch-norm input gradient")) ||
-      (st = nn_check_finite(abs8, "batch-norm input gradient")))
-    goto done;
+  if ((st = nn_check_finite(nan ? NAN : abs8, "batch-norm input gradient"))) goto done;
   int bits16 = out->s16_bits ? out->s16_bits : 16;
   j.want_s8 = out->s8 != NULL;
   j.want_s16 = out->s16 != NULL;
@@ -653,8 +740,6 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   out->s8_scale = j.p8.scale;
   out->s16_scale = j.s16_from_s8 ? j.p8.scale : j.p16.scale;
   j.rows_per_task = nn_rows_per_task(rows, C);
-  size_t sub = I8T_MAX((size_t)1, NN_BLOCK / C);
-  if ((st = nn_reserve(ws, NN_SLOT_D, 2 * sub * C * sizeof(float)))) goto done;
   i8t_parallel_for(ws->ctx, nn_task_count(rows, j.rows_per_task), u8_quantize_task, &j);
   st = nn_errors_get(&j.err);
 done:
@@ -662,6 +747,7 @@ done:
   free(red_mem);
   free(f);
   free(arg);
+  free(cext);
   return st;
 }
 

@@ -27,6 +27,7 @@ void i8t_workspace_destroy(i8t_workspace *ws) {
   if (!ws) return;
   for (size_t i = 0; i < (size_t)ws->threads * NN_SLOTS; i++) i8t_aligned_free(ws->scratch[i].p);
   free(ws->scratch);
+  i8t_aligned_free(ws->shared.p);
   nn_dnnl_destroy(ws->dnnl);
   free(ws);
 }
@@ -70,6 +71,23 @@ i8t_status nn_reserve(i8t_workspace *ws, int slot, size_t bytes) {
   return I8T_OK;
 }
 
+void *nn_shared_bytes(i8t_workspace *ws, size_t bytes) {
+  if (ws->shared.size < bytes) {
+    i8t_aligned_free(ws->shared.p);
+    ws->shared.p = i8t_aligned_alloc(bytes);
+    ws->shared.size = ws->shared.p ? bytes : 0;
+    if (!ws->shared.p) {
+      i8t_error(I8T_ERR_NO_MEMORY, "layer parameters of %zu bytes", bytes);
+      return NULL;
+    }
+  }
+  return ws->shared.p;
+}
+
+float *nn_shared_floats(i8t_workspace *ws, size_t count, size_t channels) {
+  return nn_shared_bytes(ws, count * nn_block_rows(channels) * channels * sizeof(float));
+}
+
 size_t nn_samples_per_task(size_t batch, size_t rows_per_sample, size_t target_rows) {
   size_t per = rows_per_sample ? target_rows / rows_per_sample : batch;
   if (per < 1) per = 1;
@@ -87,14 +105,10 @@ size_t nn_rows_per_task(size_t rows, size_t channels) {
 }
 
 float nn_absmax(const float *v, size_t n) {
-  float m = 0.0f;
-  int nan = 0;
-  for (size_t i = 0; i < n; i++) {
-    float a = fabsf(v[i]);
-    m = a > m ? a : m;
-    nan |= a != a;
-  }
-  return nan ? NAN : m;
+  float lo, hi;
+  if (n == 0) return 0.0f;
+  if (i8t_minmax_f32(v, n, &lo, &hi) != I8T_OK) return NAN; /* the kernel's reduction */
+  return fmaxf(-lo, hi);
 }
 
 i8t_status nn_check_finite(float absmax, const char *what) {
