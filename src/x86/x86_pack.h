@@ -1,6 +1,6 @@
 /* Fast packers of the x86 paths for the two packed formats their kernels
- * read (layout: kernel_table.h), written once with SSE4.1 intrinsics so that
- * both src/avx2 and src/avx512 compile them with their own flags:
+ * read (layout: kernel_table.h), written once with SSE4.1 / AVX2 intrinsics so
+ * that both src/avx2 and src/avx512 compile them with their own flags:
  *
  *   c2s16: KR = 2 int16 values per group (4 bytes)      AVX2 all kinds, VNNI s16u8
  *   c4x8 : KR = 4 int8 / uint8 values per group (4 bytes)  VNNI u8s8 and s8s8
@@ -65,7 +65,9 @@ static inline void x86_store_transposed_4x4(uint32_t *dst_dw, size_t L, __m128i 
 static void x86_pack_rest(const x86_pack_view *v, size_t valid, size_t L, size_t kc, size_t kr,
                           size_t lanes_done, size_t groups_done, void *dst, int dst_s16) {
   size_t groups = (kc + kr - 1) / kr;
-  for (size_t g = 0; g < groups; g++) {
+  /* Skips the (usually many) groups whose lanes are all done at once. */
+  size_t g = lanes_done >= L ? groups_done : 0;
+  for (; g < groups; g++) {
     size_t l0 = g < groups_done ? lanes_done : 0;
     for (size_t l = l0; l < L; l++) {
       for (size_t j = 0; j < kr; j++) {
@@ -114,6 +116,35 @@ static inline __attribute__((always_inline)) size_t x86_c2s16_kcontig(
   return kv / 2;
 }
 
+/* k-contiguous int8 source into 4-lane panels (AVX2's MR = 4 A panels, the
+ * hot packer of its u8s8 / s8s8 GEMMs): 4 rows x 16 k (8 groups) per step.
+ * The byte pairs are interleaved first (two unpack rounds of 16-byte
+ * vectors) and widened after, so that each group pair lands as one 32-byte
+ * store: 8 shuffles, 4 widenings and 4 stores per 64 values. */
+static inline __attribute__((always_inline)) size_t x86_c2s16_kcontig_4lanes_x8(
+    const x86_pack_view *v, i8t_pack_elem e, size_t kc, int16_t *dst) {
+  const __m256i shift = _mm256_set1_epi16((int16_t)v->shift);
+  const size_t ls = v->lane_stride;
+  const char *p = v->data;
+  __m256i *d = (__m256i *)dst; /* 8 groups x 4 lanes x 2 values = 4 vectors */
+  size_t kv = kc / 16 * 16;
+  for (size_t k = 0; k < kv; k += 16, d += 4) {
+    __m128i x0 = _mm_loadu_si128((const __m128i *)(p + k));
+    __m128i x1 = _mm_loadu_si128((const __m128i *)(p + ls + k));
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 2 * ls + k));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 3 * ls + k));
+    __m128i t0 = _mm_unpacklo_epi16(x0, x1), t1 = _mm_unpackhi_epi16(x0, x1);
+    __m128i t2 = _mm_unpacklo_epi16(x2, x3), t3 = _mm_unpackhi_epi16(x2, x3);
+    __m128i o[4] = {_mm_unpacklo_epi32(t0, t2), _mm_unpackhi_epi32(t0, t2),
+                    _mm_unpacklo_epi32(t1, t3), _mm_unpackhi_epi32(t1, t3)};
+    for (int i = 0; i < 4; i++) {
+      __m256i w = e == I8T_PACK_U8 ? _mm256_cvtepu8_epi16(o[i]) : _mm256_cvtepi8_epi16(o[i]);
+      _mm256_storeu_si256(d + i, _mm256_add_epi16(w, shift));
+    }
+  }
+  return kv / 2;
+}
+
 /* lane-contiguous, `panels` whole panels at once: 8 lanes x one group (2
  * source rows) per step, groups outermost so that the source rows are read
  * once, front to back (panel by panel would stream them panels times). */
@@ -149,7 +180,11 @@ static inline __attribute__((always_inline)) size_t x86_c2s16_lanecontig(
 static void x86_pack_panel_c2s16(const x86_pack_view *v, size_t valid, size_t L, size_t kc,
                                  int16_t *dst) {
   size_t lanes = 0, groups = 0;
-  if (v->k_stride == 1) {
+  if (v->k_stride == 1 && L == 4 && valid == 4 && v->elem != I8T_PACK_S16) {
+    lanes = 4;
+    if (v->elem == I8T_PACK_U8) groups = x86_c2s16_kcontig_4lanes_x8(v, I8T_PACK_U8, kc, dst);
+    else groups = x86_c2s16_kcontig_4lanes_x8(v, I8T_PACK_S8, kc, dst);
+  } else if (v->k_stride == 1) {
     lanes = valid / 4 * 4;
 #define X86_CALL(E) groups = x86_c2s16_kcontig(v, E, lanes, L, kc, dst)
     if (lanes) X86_FOR_EACH_ELEM(v->elem, X86_CALL)
