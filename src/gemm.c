@@ -306,6 +306,14 @@ static size_t overflow_safe_kc(size_t want, int64_t max_product, unsigned kr) {
   return I8T_MAX((size_t)kr, I8T_MIN(want, limit));
 }
 
+/* The KC that splits K into as few blocks of at most `kc` as possible, all
+ * of nearly equal size (a multiple of kr): no short last block that pays a
+ * full pass over C for little work. */
+static size_t balanced_kc(size_t K, size_t kc, unsigned kr) {
+  size_t blocks = (K + kc - 1) / kc;
+  return I8T_ROUND_UP((K + blocks - 1) / blocks, kr);
+}
+
 static i8t_status check_common(size_t M, size_t N, size_t K, const void *a, const void *b,
                                const void *c, size_t ldc) {
   if (!a || !b || !c) return i8t_error(I8T_ERR_INVALID_ARG, "GEMM: NULL operand");
@@ -384,7 +392,7 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
   j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
                        i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
   /* Packed products are at most 255 * 128 (u8 x s8, or the -128 shift). */
-  j.kc = overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr);
+  j.kc = balanced_kc(K, overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr), uk->kr);
   int32_t factor = a_zp + j.a.shift; /* see kernel_table.h */
   int32_t *corr = NULL;
   if (uk->a_elem != I8T_PACK_S16 && factor != 0) {
@@ -422,7 +430,7 @@ i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t
   j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_U8,
                        i8t_pack_shift(I8T_PACK_U8, I8T_PACK_S16, b_zero_point)};
   /* |a| <= 32767 (32768 if a caller passes -32768), |b - zp| <= 255. */
-  j.kc = overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr);
+  j.kc = balanced_kc(K, overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr), uk->kr);
   j.a_in_place = a_readable_in_place(&j);
   return run_job(ctx, &j);
 }
