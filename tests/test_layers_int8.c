@@ -290,6 +290,88 @@ static void test_sum_act(void **state) {
   i8t_workspace_destroy(ws);
 }
 
+/* The mask-keeping forward and the mask backward equal the recomputing ones. */
+static void test_sum_act_mask_variants(void **state) {
+  (void)state;
+  i8t_workspace *ws = ws_make(1);
+  i8t_act_shape sh = {4, 9, 5};
+  size_t n = sh.batch * sh.spatial * sh.channels;
+  uint64_t seed = 19;
+  uint8_t *a = malloc(n), *b = malloc(n), *o1 = malloc(n), *o2 = malloc(n), *mask = malloc(n);
+  for (size_t i = 0; i < n; i++) a[i] = (uint8_t)test_rand_range(&seed, 0, 255), b[i] = (uint8_t)test_rand_range(&seed, 0, 255);
+  float mul[2][5], add[2][5];
+  for (int c = 0; c < 5; c++) {
+    mul[0][c] = test_rand_float(&seed, -0.02f, 0.02f), add[0][c] = test_rand_float(&seed, -1, 1);
+    mul[1][c] = 0.01f, add[1][c] = -0.5f;
+  }
+  i8t_u8_term t[2] = {{a, mul[0], add[0]}, {b, mul[1], add[1]}};
+  i8t_qparams p = i8t_qparams_u8(0.0f, 2.0f);
+  i8t_rounding r = {1, 3, 7};
+  assert_int_equal(i8t_sum_act_forward_u8(ws, t, 2, 1, sh, p, r, o1), I8T_OK);
+  assert_int_equal(i8t_sum_act_forward_mask_u8(ws, t, 2, sh, p, r, o2, mask), I8T_OK);
+  assert_memory_equal(o1, o2, n);
+  for (size_t i = 0; i < n; i++) {
+    float v = mul[0][i % 5] * (float)a[i] + add[0][i % 5] + (mul[1][i % 5] * (float)b[i] + add[1][i % 5]);
+    assert_int_equal(mask[i], v > 0.0f);
+  }
+  int32_t *g = malloc(n * 4);
+  for (size_t i = 0; i < n; i++) g[i] = test_rand_range(&seed, -5000, 5000);
+  i8t_grad_src src = {I8T_GRAD_S32, g, 0.001f};
+  int8_t *g1 = malloc(n), *g2 = malloc(n);
+  float s1, s2;
+  assert_int_equal(i8t_sum_act_backward_u8(ws, &src, 1, t, 2, 1, sh, r, g1, &s1), I8T_OK);
+  assert_int_equal(i8t_sum_act_backward_mask_u8(ws, &src, 1, mask, sh, r, g2, &s2), I8T_OK);
+  assert_memory_equal(g1, g2, n);
+  assert_true(s1 == s2);
+  free(a), free(b), free(o1), free(o2), free(mask), free(g), free(g1), free(g2);
+  i8t_workspace_destroy(ws);
+}
+
+/* The per-sample range from the BN input's extremes equals the evaluated one
+ * bit for bit (increasing and decreasing channels), and the statistics equal
+ * those of i8t_norm_stats_u8. */
+static void test_range_from_extremes(void **state) {
+  (void)state;
+  i8t_workspace *ws = ws_make(1);
+  i8t_act_shape sh = {7, 23, 6}; /* 161 rows: 16 uneven chunks that straddle samples */
+  size_t n = sh.batch * sh.spatial * sh.channels;
+  uint64_t seed = 23;
+  uint8_t *x = malloc(n), xmin[42], xmax[42];
+  for (size_t i = 0; i < n; i++) x[i] = (uint8_t)test_rand_range(&seed, 0, 255);
+  i8t_qparams xq = {0.04f, 90};
+  for (int kind = 0; kind < 2; kind++) {
+    i8t_norm_config cfg;
+    i8t_norm_config_init(&cfg, kind ? I8T_NORM_STANDARD : I8T_NORM_RANGE);
+    float mean[6], scale[6], m2[6], s2[6], mul[6], add[6], beta[6] = {0, 0.1f, -0.2f, 0.3f, 0, 1};
+    float gamma[6] = {1.0f, -0.5f, 2.0f, -1.5f, 0.0f, 0.7f};
+    assert_int_equal(i8t_norm_stats_samples_u8(ws, &cfg, x, xq, sh, mean, scale, NULL, xmin, xmax), I8T_OK);
+    assert_int_equal(i8t_norm_stats_u8(ws, &cfg, x, xq, sh.batch * sh.spatial, 6, m2, s2, NULL), I8T_OK);
+    assert_memory_equal(mean, m2, sizeof mean);
+    assert_memory_equal(scale, s2, sizeof scale);
+    for (size_t s = 0; s < sh.batch; s++)
+      for (size_t c = 0; c < 6; c++) {
+        uint8_t lo = 255, hi = 0;
+        for (size_t p = 0; p < sh.spatial; p++) {
+          uint8_t v = x[(s * sh.spatial + p) * 6 + c];
+          lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        }
+        assert_int_equal(xmin[s * 6 + c], lo);
+        assert_int_equal(xmax[s * 6 + c], hi);
+      }
+    i8t_norm_fold_u8(6, xq, mean, scale, gamma, beta, mul, add);
+    i8t_u8_term t = {x, mul, add};
+    for (int relu = 0; relu < 2; relu++) {
+      float a1[7], b1[7], a2[7], b2[7];
+      assert_int_equal(i8t_sum_act_range_u8(ws, &t, 1, relu, sh, a1, b1), I8T_OK);
+      i8t_sum_act_range_from_extremes(mul, add, relu, sh, xmin, xmax, a2, b2);
+      assert_memory_equal(a1, a2, sizeof a1);
+      assert_memory_equal(b1, b2, sizeof b1);
+    }
+  }
+  free(x);
+  i8t_workspace_destroy(ws);
+}
+
 static void test_requantize(void **state) {
   (void)state;
   i8t_workspace *ws = ws_make(1);
@@ -356,6 +438,8 @@ int main(void) {
       cmocka_unit_test(test_conv_int8_close_to_fp32),
       cmocka_unit_test(test_fc_int8),
       cmocka_unit_test(test_sum_act),
+      cmocka_unit_test(test_sum_act_mask_variants),
+      cmocka_unit_test(test_range_from_extremes),
       cmocka_unit_test(test_requantize),
       cmocka_unit_test(test_maxpool_u8),
       cmocka_unit_test(test_avgpool_u8),

@@ -150,6 +150,11 @@ i8t_status i8t_fc_backward_weights_f32(i8t_workspace *ws, int n, int in, int out
 /* Quantized tensors                                                        */
 /* ------------------------------------------------------------------------ */
 
+/** Shape of an activation: batch samples of `spatial` rows of `channels`. */
+typedef struct i8t_act_shape {
+  size_t batch, spatial, channels;
+} i8t_act_shape;
+
 /** Range of a u8 activation quantizer from per-sample extremes: the batch
  * mean of sample_min and of sample_max (summed in order). */
 void i8t_batch_range(const float *sample_min, const float *sample_max, size_t n, float *lo,
@@ -201,6 +206,15 @@ i8t_status i8t_norm_stats_f32(i8t_workspace *ws, const i8t_norm_config *cfg, con
 i8t_status i8t_norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg, const uint8_t *x,
                              i8t_qparams xq, size_t rows, size_t channels, float *mean,
                              float *scale, float *var);
+
+/** i8t_norm_stats_u8 that also writes each sample's per-channel min and max
+ * of x ([batch x channels] each, from the same integer reductions): through
+ * a monotone per-channel affine + ReLU they give the output's per-sample
+ * range without another pass (i8t_sum_act_range_from_extremes). */
+i8t_status i8t_norm_stats_samples_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
+                                     const uint8_t *x, i8t_qparams xq, i8t_act_shape shape,
+                                     float *mean, float *scale, float *var, uint8_t *sample_min,
+                                     uint8_t *sample_max);
 
 /** y = gamma * (x - mean) * scale + beta (fp32). */
 i8t_status i8t_norm_forward_f32(i8t_workspace *ws, const float *x, size_t rows, size_t channels,
@@ -256,15 +270,18 @@ void i8t_norm_fold_u8(size_t channels, i8t_qparams xq, const float *mean, const 
                       const float *gamma, const float *beta, float *mul, float *add);
 void i8t_identity_fold_u8(size_t channels, i8t_qparams xq, float *mul, float *add);
 
-/** Shape of an activation: batch samples of `spatial` rows of `channels`. */
-typedef struct i8t_act_shape {
-  size_t batch, spatial, channels;
-} i8t_act_shape;
-
 /** Per-sample min and max of relu?(sum of terms) (the output quantizer's range). */
 i8t_status i8t_sum_act_range_u8(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
                                 int relu, i8t_act_shape shape, float *sample_min,
                                 float *sample_max);
+/** The per-sample range of relu?(mul[c] * q + add[c]) for one term, from the
+ * per-sample per-channel extremes of q (i8t_norm_stats_samples_u8): exact,
+ * as the map is monotone in q for every channel (the same float operations
+ * as the forward). */
+void i8t_sum_act_range_from_extremes(const float *mul, const float *add, int relu,
+                                     i8t_act_shape shape, const uint8_t *sample_min,
+                                     const uint8_t *sample_max, float *out_min, float *out_max);
+
 /** out = Q_u8(relu?(sum of terms)) with parameters p. */
 i8t_status i8t_sum_act_forward_u8(i8t_workspace *ws, const i8t_u8_term *terms, int nterms,
                                   int relu, i8t_act_shape shape, i8t_qparams p,

@@ -65,52 +65,90 @@ nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s) {
   return g;
 }
 
-/* memcpy for the short runs of im2col (one pixel's channels, or a window
- * row): 16-byte moves that the compiler inlines, the tail as an overlapping
- * last move; the library call costs more than the copy at these sizes. */
-static inline void copy_run(unsigned char *restrict d, const unsigned char *restrict s, size_t n) {
-  if (n < 16) {
-    memcpy(d, s, n);
-    return;
+/* GEMM output widths are padded to whole 32-column panels (zero weights in
+ * the extra columns, results dropped): edge tiles of the microkernels go
+ * through a slow scalar copy-out, full ones are stored directly. */
+#define NN_PANEL 32
+static size_t padded(size_t n) { return I8T_ROUND_UP(n, NN_PANEL); }
+
+/* dst [rows x ld] = src [rows x cols] with zero columns after cols. */
+static void pad_columns_s8(const int8_t *src, size_t rows, size_t cols, size_t ld, int8_t *dst) {
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(dst + r * ld, src + r * cols, cols);
+    memset(dst + r * ld + cols, 0, ld - cols);
   }
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) memcpy(d + i, s + i, 16);
-  if (i < n) memcpy(d + n - 16, s + n - 16, 16);
+}
+
+/* The first `cols` columns of src [rows x ld] into dst [rows x cols]. */
+static void copy_columns_s32(const int32_t *src, size_t rows, size_t ld, size_t cols,
+                             int32_t *dst) {
+  for (size_t r = 0; r < rows; r++) {
+    const int32_t *s = src + r * ld;
+    int32_t *d = dst + r * cols;
+    size_t c = 0;
+    for (; c + 4 <= cols; c += 4) memcpy(d + c, s + c, 16); /* inlined moves, no call */
+    for (; c < cols; c++) d[c] = s[c];
+  }
+}
+
+/* memcpy for the short runs of im2col (a window row of pixels): fixed-size
+ * moves that the compiler inlines, the tail as an overlapping last move;
+ * the library call costs more than the copy at these sizes. */
+static inline void copy_run(unsigned char *restrict d, const unsigned char *restrict s, size_t n) {
+  if (n >= 16) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) memcpy(d + i, s + i, 16);
+    if (i < n) memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    memcpy(d, s, 8);
+    memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, s + n - 4, 4);
+  } else {
+    for (size_t i = 0; i < n; i++) d[i] = s[i];
+  }
+}
+
+/* One im2col row at the border: the part of each window row inside the
+ * image is one contiguous run (for any stride), the rest is padding. */
+static void border_row(const nn_conv_geom *g, const unsigned char *src, size_t n, long iy0,
+                       long ix0, size_t pix, unsigned char pad_byte, unsigned char *row) {
+  const long H = g->s.in_h, W = g->s.in_w, k = g->s.kernel;
+  long lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + k > W ? W - ix0 : k;
+  for (long ky = 0; ky < k; ky++) {
+    unsigned char *seg = row + (size_t)(ky * k) * pix;
+    long iy = iy0 + ky;
+    if (iy < 0 || iy >= H || hi <= lo) {
+      memset(seg, pad_byte, (size_t)k * pix);
+      continue;
+    }
+    const unsigned char *line = src + (n * (size_t)H + (size_t)iy) * (size_t)W * pix;
+    if (lo > 0) memset(seg, pad_byte, (size_t)lo * pix);
+    copy_run(seg + (size_t)lo * pix, line + (size_t)(ix0 + lo) * pix, (size_t)(hi - lo) * pix);
+    if (hi < k) memset(seg + (size_t)hi * pix, pad_byte, (size_t)(k - hi) * pix);
+  }
 }
 
 void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
                size_t n0, size_t n1, void *cols, size_t ld) {
+  /* Columns past K (ld > K) are left as they are: their products are dropped. */
   const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;
   const long P = g->s.pad, S = g->s.stride;
-  const size_t pix = (size_t)g->s.in_c * esize, rowbytes = ld * esize, pad_cols = (ld - g->K) * esize;
+  const size_t pix = (size_t)g->s.in_c * esize, rowbytes = ld * esize, kpix = k * pix;
   const unsigned char *src = x;
   unsigned char *dst = cols;
   for (size_t n = n0; n < n1; n++) {
     for (size_t oy = 0; oy < g->oh; oy++) {
+      long iy0 = (long)oy * S - P;
+      int rows_inside = iy0 >= 0 && iy0 + (long)k <= (long)H;
       for (size_t ox = 0; ox < g->ow; ox++, dst += rowbytes) {
-        if (pad_cols) memset(dst + g->K * esize, pad_byte, pad_cols);
-        for (size_t ky = 0; ky < k; ky++) {
-          long iy = (long)oy * S - P + (long)ky;
-          unsigned char *seg = dst + ky * k * pix;
-          if (iy < 0 || iy >= (long)H) {
-            memset(seg, pad_byte, k * pix);
-            continue;
-          }
-          const unsigned char *line = src + (n * H + (size_t)iy) * W * pix;
-          long ix0 = (long)ox * S - P;
-          if (S == 1) { /* the valid kx are one contiguous run of pixels */
-            long lo = ix0 < 0 ? -ix0 : 0;
-            long hi = ix0 + (long)k > (long)W ? (long)W - ix0 : (long)k;
-            if (lo > 0) memset(seg, pad_byte, (size_t)lo * pix);
-            copy_run(seg + (size_t)lo * pix, line + (size_t)(ix0 + lo) * pix, (size_t)(hi - lo) * pix);
-            if (hi < (long)k) memset(seg + (size_t)hi * pix, pad_byte, (k - (size_t)hi) * pix);
-            continue;
-          }
-          for (size_t kx = 0; kx < k; kx++) {
-            long ix = ix0 + (long)kx;
-            if (ix < 0 || ix >= (long)W) memset(seg + kx * pix, pad_byte, pix);
-            else copy_run(seg + kx * pix, line + (size_t)ix * pix, pix);
-          }
+        long ix0 = (long)ox * S - P;
+        if (rows_inside && ix0 >= 0 && ix0 + (long)k <= (long)W) { /* interior: k runs */
+          const unsigned char *s0 = src + ((n * H + (size_t)iy0) * W + (size_t)ix0) * pix;
+          for (size_t ky = 0; ky < k; ky++) copy_run(dst + ky * kpix, s0 + ky * W * pix, kpix);
+        } else {
+          border_row(g, src, n, iy0, ix0, pix, pad_byte, dst);
         }
       }
     }
@@ -120,13 +158,13 @@ void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char
 /* col2im for int32 and float: dx (samples n0..n1, zeroed by the caller) +=
  * every column value routed back to its input pixel. One body for both types. */
 #define DEFINE_COL2IM(NAME, T)                                                            \
-  void NAME(const nn_conv_geom *g, const T *cols, size_t n0, size_t n1, T *dx) {         \
+  void NAME(const nn_conv_geom *g, const T *cols, size_t ld, size_t n0, size_t n1, T *dx) { \
     const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;  \
     const size_t C = (size_t)g->s.in_c;                                                   \
     const long P = g->s.pad, S = g->s.stride;                                             \
     for (size_t n = n0; n < n1; n++) {                                                    \
       for (size_t oy = 0; oy < g->oh; oy++) {                                             \
-        for (size_t ox = 0; ox < g->ow; ox++, cols += g->K) {                             \
+        for (size_t ox = 0; ox < g->ow; ox++, cols += ld) {                               \
           for (size_t ky = 0; ky < k; ky++) {                                             \
             long iy = (long)oy * S - P + (long)ky;                                        \
             if (iy < 0 || iy >= (long)H) continue;                                        \
@@ -203,12 +241,16 @@ static void forward_task(void *arg, size_t task, int worker) {
     nn_im2col(g, j->x, 1, j->zp, n0, n1, cols, g->K);
     a = cols;
   }
+  /* j->w: [Cp x K], rows past C zero; Cp = C when C fills whole panels. */
+  size_t Cp = padded(C);
+  int32_t *out = Cp == C ? j->y + r0 * C : nn_scratch(j->ws, worker, NN_SLOT_C);
   i8t_matrix A = {a, g->K, 1}, B = {j->w, 1, g->K};
-  i8t_status st = i8t_gemm_u8s8s32(j->ws->ctx, m, C, g->K, A, j->zp, B, j->y + r0 * C, C);
+  i8t_status st = i8t_gemm_u8s8s32(j->ws->ctx, m, Cp, g->K, A, j->zp, B, out, Cp);
   if (st) {
     nn_errors_set(&j->err, st);
     return;
   }
+  if (Cp != C) copy_columns_s32(out, m, Cp, C, j->y + r0 * C);
   if (!j->smin) return;
   for (size_t n = n0; n < n1; n++)
     sample_range(j->y + n * g->out_rows * C, g->out_rows, C, j->col_scale, j->ncs,
@@ -232,7 +274,16 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                .col_scale = col_scale, .ncs = col_scale_count, .smin = sample_min,
                .smax = sample_max};
   nn_errors_init(&j.err);
-  if (!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K))) return st;
+  size_t Co = (size_t)s->out_c, Cp = padded(Co), rows = j.g.spt * j.g.out_rows;
+  if (!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, rows * j.g.K))) return st;
+  if (Cp != Co) {
+    int8_t *wp = nn_shared_bytes(ws, Cp * j.g.K);
+    if (!wp || (st = nn_reserve(ws, NN_SLOT_C, rows * Cp * sizeof(int32_t))))
+      return wp ? st : I8T_ERR_NO_MEMORY;
+    memcpy(wp, w, Co * j.g.K);
+    memset(wp + Co * j.g.K, 0, (Cp - Co) * j.g.K);
+    j.w = wp;
+  }
   i8t_parallel_for(ws->ctx, j.g.tasks, forward_task, &j);
   return nn_errors_get(&j.err);
 }
@@ -274,29 +325,35 @@ static void backward_data_task(void *arg, size_t task, int worker) {
   if (j->transposed) {
     const nn_conv_geom *t = &j->gt;
     size_t n0 = task * t->spt, n1 = I8T_MIN(n0 + t->spt, (size_t)t->s.batch);
+    size_t m = (n1 - n0) * t->out_rows, Cip = padded(Ci);
     int8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
+    int32_t *dx = j->dx + n0 * g->in_rows * Ci;
+    int32_t *out = Cip == Ci ? dx : nn_scratch(j->ws, worker, NN_SLOT_C);
     nn_im2col(t, j->dy, 1, 0, n0, n1, cols, t->K);
-    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K};
-    nn_errors_set(&j->err, i8t_gemm_s8s8s32(j->ws->ctx, (n1 - n0) * t->out_rows, Ci, t->K, A, B,
-                                            j->dx + n0 * g->in_rows * Ci, Ci));
+    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K}; /* wt: [Cip x K'] */
+    i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, Cip, t->K, A, B, out, Cip);
+    if (!st && Cip != Ci) copy_columns_s32(out, m, Cip, Ci, dx);
+    nn_errors_set(&j->err, st);
     return;
   }
   size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
   size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows;
   int32_t *dx = j->dx + n0 * g->in_rows * Ci;
-  i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, g->K, 1};
   if (g->direct) {
+    i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, g->K, 1};
     nn_errors_set(&j->err, i8t_gemm_s8s8s32(j->ws->ctx, m, g->K, Co, A, B, dx, Ci));
     return;
   }
+  size_t Kp = padded(g->K); /* j->w: [Co x Kp], zero columns past K */
   int32_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-  i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, g->K, Co, A, B, cols, g->K);
+  i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, Kp, 1};
+  i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, Kp, Co, A, B, cols, Kp);
   if (st) {
     nn_errors_set(&j->err, st);
     return;
   }
   memset(dx, 0, (n1 - n0) * g->in_rows * Ci * sizeof *dx);
-  nn_col2im_s32(g, cols, n0, n1, j->dx);
+  nn_col2im_s32(g, cols, Kp, n0, n1, j->dx);
 }
 
 i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *s,
@@ -313,14 +370,22 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
     i8t_conv_shape ts = {s->batch, i8t_conv_out_h(s), i8t_conv_out_w(s), s->out_c, s->in_c,
                          s->kernel, 1, s->kernel - 1 - s->pad};
     j.gt = nn_conv_geom_make(&ts);
-    int8_t *wt = nn_shared_bytes(ws, (size_t)s->in_c * j.gt.K);
+    size_t Cip = padded((size_t)s->in_c), rows = j.gt.spt * j.gt.out_rows;
+    int8_t *wt = nn_shared_bytes(ws, Cip * j.gt.K);
     if (!wt) return I8T_ERR_NO_MEMORY;
+    memset(wt, 0, Cip * j.gt.K);
     flip_weights(s, w, wt);
     j.wt = wt;
     tasks = j.gt.tasks;
-    st = nn_reserve(ws, NN_SLOT_A, j.gt.spt * j.gt.out_rows * j.gt.K);
+    if (!(st = nn_reserve(ws, NN_SLOT_A, rows * j.gt.K)) && Cip != (size_t)s->in_c)
+      st = nn_reserve(ws, NN_SLOT_C, rows * Cip * sizeof(int32_t));
   } else if (!j.g.direct) {
-    st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * j.g.K * sizeof(int32_t));
+    size_t Kp = padded(j.g.K);
+    int8_t *wp = nn_shared_bytes(ws, (size_t)s->out_c * Kp);
+    if (!wp) return I8T_ERR_NO_MEMORY;
+    pad_columns_s8(w, (size_t)s->out_c, j.g.K, Kp, wp);
+    j.w = wp;
+    st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * Kp * sizeof(int32_t));
   }
   if (st) return st;
   i8t_parallel_for(ws->ctx, tasks, backward_data_task, &j);
@@ -340,10 +405,10 @@ typedef struct bwd_weights_job {
   nn_errors err;
 } bwd_weights_job;
 
-/* Columns of the weight-gradient GEMM: K rounded up to whole 32-column
- * panels (the extra columns hold the zero point, so they add nothing and
- * are dropped): edge panels pack far more slowly than whole ones. */
-static size_t wgrad_ld(size_t K) { return I8T_ROUND_UP(K, 32); }
+/* Columns of the weight-gradient GEMM: K rounded up to whole panels (the
+ * extra columns' products are computed and dropped): edge panels also pack
+ * far more slowly than whole ones. */
+static size_t wgrad_ld(size_t K) { return padded(K); }
 
 /* Each task's int64 block is added into its worker's accumulator: int64
  * sums are exact, so the result does not depend on which worker ran what. */

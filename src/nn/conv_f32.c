@@ -94,7 +94,7 @@ static void f32_backward_data_task(void *arg, size_t task, int worker) {
   float *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
   nn_sgemm(m, g->K, Co, dy, Co, 1, j->w, g->K, 1, cols, g->K, 0);
   memset(dx, 0, (n1 - n0) * g->in_rows * Ci * sizeof *dx);
-  nn_col2im_f32(g, cols, n0, n1, j->dx);
+  nn_col2im_f32(g, cols, g->K, n0, n1, j->dx);
 }
 
 static void f32_backward_weights_task(void *arg, size_t task, int worker) {

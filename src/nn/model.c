@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "nn_model.h"
 #include "rng.h"
 
@@ -304,6 +306,7 @@ static int add_normact(builder *b, const char *name, const char *const *bn_names
     bad |= !(a->id_mul = own(m, C * 4)) || !(a->id_add = own(m, C * 4));
     bad |= batch_buf(m, &a->gpre, o) | batch_buf(m, &a->smin, 4) | batch_buf(m, &a->smax, 4);
     if (relu) bad |= batch_buf(m, &a->mask, o);
+    if (nbn == 1 && identity < 0) bad |= batch_buf(m, &a->xmin, C) | batch_buf(m, &a->xmax, C);
   } else {
     bad |= batch_buf(m, &a->gpref, 4 * o);
   }
@@ -494,6 +497,44 @@ i8t_rounding nn_model_stream(const i8t_model *m, int op, int role, int stochasti
 }
 
 /* ------------------------------------------------------------------------ */
+/* Profiling (INT8TRAIN_PROFILE)                                            */
+/* ------------------------------------------------------------------------ */
+
+double nn_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const char *op_name(const i8t_model *m, const nn_op *op) {
+  switch (op->kind) {
+    case OP_INPUT: return "input";
+    case OP_CONV: return m->conv[op->index].name;
+    case OP_NORMACT: return m->norm_ops[op->index].name;
+    case OP_POOL: return m->pool[op->index].name;
+    case OP_HEAD: return "avgpool+fc+loss";
+  }
+  return "?";
+}
+
+static void profile_report(const i8t_model *m) {
+  double steps = m->prof_phase[3];
+  if (!m->profile || steps < 1) return;
+  double total = 0.0;
+  fprintf(stderr, "int8train profile (%s, %.0f training steps), ms per step:\n",
+          int8_mode(m) ? "int8" : "fp32", steps);
+  fprintf(stderr, "  %-34s %9s %9s\n", "operation", "forward", "backward");
+  for (int i = 0; i < m->nops; i++) {
+    fprintf(stderr, "  %-34s %9.3f %9.3f\n", op_name(m, &m->ops[i]),
+            1e3 * m->prof_op[i][0] / steps, 1e3 * m->prof_op[i][1] / steps);
+    total += m->prof_op[i][0] + m->prof_op[i][1];
+  }
+  fprintf(stderr, "  %-34s %9.3f\n  %-34s %9.3f\n  %-34s %9.3f\n", "weight quantization",
+          1e3 * m->prof_phase[0] / steps, "SGD update", 1e3 * m->prof_phase[2] / steps,
+          "total", 1e3 * (total + m->prof_phase[0] + m->prof_phase[2]) / steps);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Create / destroy                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -514,6 +555,7 @@ i8t_status i8t_model_create(i8t_context *ctx, const i8t_model_config *cfg, uint6
   i8t_norm_config_init(&m->norm, kind);
   m->norm.paper = cfg->range_bn_paper != 0;
   m->ctx = ctx;
+  m->profile = getenv("INT8TRAIN_PROFILE") != NULL;
   for (int i = 0; i < 4; i++) m->seed_state[i] = (float)((seed >> (16 * i)) & 0xFFFF);
   if ((st = i8t_workspace_create(ctx, &m->ws))) {
     free(m);
@@ -541,6 +583,7 @@ i8t_status i8t_model_create(i8t_context *ctx, const i8t_model_config *cfg, uint6
 
 void i8t_model_destroy(i8t_model *m) {
   if (!m) return;
+  profile_report(m);
   free_batch_bufs(m);
   free(m->bufs);
   for (size_t i = 0; i < m->nowned; i++) i8t_aligned_free(m->owned[i]);
@@ -617,11 +660,14 @@ i8t_status i8t_model_train_step(i8t_model *m, const float *images, const uint8_t
   if ((st = forward(m, images, labels, n, 1, result))) return st;
   st = int8_mode(m) ? nn_backward_int8(m, n) : nn_backward_fp32(m, n);
   if (st) return st;
+  double t0 = m->profile ? nn_now() : 0.0;
   for (int i = 0; i < m->nparam; i++) {
     nn_param *p = &m->param[i];
     i8t_sgd_update(p->w, p->g, p->v, p->size, lr, m->cfg.momentum,
                    p->decay ? m->cfg.weight_decay : 0.0f);
   }
+  nn_prof(m, &m->prof_phase[2], &t0);
+  m->prof_phase[3] += 1.0;
   m->step++;
   return I8T_OK;
 }

@@ -70,6 +70,7 @@ static i8t_status head_forward(i8t_model *m, size_t n) {
 
 i8t_status nn_forward_fp32(i8t_model *m, const float *images, size_t n, int training) {
   i8t_status st = I8T_OK;
+  double t0 = m->profile ? nn_now() : 0.0;
   for (int i = 0; i < m->nops && !st; i++) {
     const nn_op *op = &m->ops[i];
     if (op->kind == OP_INPUT) {
@@ -90,6 +91,7 @@ i8t_status nn_forward_fp32(i8t_model *m, const float *images, size_t n, int trai
     } else {
       st = head_forward(m, n);
     }
+    nn_prof(m, training ? &m->prof_op[i][0] : &m->prof_phase[1], &t0);
   }
   return st;
 }
@@ -183,6 +185,7 @@ static i8t_status pool_backward(i8t_model *m, nn_pool *p, size_t n) {
 i8t_status nn_backward_fp32(i8t_model *m, size_t n) {
   for (int i = 0; i < m->ntensor; i++) m->tensor[i].g_written = 0;
   i8t_status st = I8T_OK;
+  double t0 = m->profile ? nn_now() : 0.0;
   for (int i = m->nops - 1; i >= 0 && !st; i--) {
     const nn_op *op = &m->ops[i];
     switch (op->kind) {
@@ -192,6 +195,7 @@ i8t_status nn_backward_fp32(i8t_model *m, size_t n) {
       case OP_POOL: st = pool_backward(m, &m->pool[op->index], n); break;
       case OP_HEAD: st = head_backward(m, n); break;
     }
+    nn_prof(m, &m->prof_op[i][1], &t0);
   }
   return st;
 }

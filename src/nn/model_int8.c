@@ -97,6 +97,10 @@ static int normact_terms(i8t_model *m, nn_normact *a, i8t_u8_term *terms) {
   return nt;
 }
 
+/* A lone BN (no second term, no shortcut): its output range follows from
+ * the per-sample extremes of its input, found with the statistics. */
+static int range_from_extremes(const nn_normact *a) { return a->xmin != NULL; }
+
 static i8t_status normact_forward(i8t_model *m, int op, nn_normact *a, size_t n, int training) {
   nn_tensor *out = &m->tensor[a->out];
   for (int k = 0; k < a->nbn; k++) {
@@ -104,8 +108,13 @@ static i8t_status normact_forward(i8t_model *m, int op, nn_normact *a, size_t n,
     nn_conv *c = &m->conv[bn->conv];
     size_t C = (size_t)c->shape.out_c, rows = n * (size_t)c->oh * c->ow;
     if (training) {
-      i8t_status st = i8t_norm_stats_u8(m->ws, &m->norm, c->pq, c->pqp, rows, C, bn->mean,
-                                        bn->scale, bn->var);
+      i8t_act_shape sh = {n, (size_t)c->oh * c->ow, C};
+      i8t_status st =
+          range_from_extremes(a)
+              ? i8t_norm_stats_samples_u8(m->ws, &m->norm, c->pq, c->pqp, sh, bn->mean,
+                                          bn->scale, bn->var, a->xmin, a->xmax)
+              : i8t_norm_stats_u8(m->ws, &m->norm, c->pq, c->pqp, rows, C, bn->mean, bn->scale,
+                                  bn->var);
       if (st) return st;
       nn_bn_update_running(m, bn, C, rows);
     } else {
@@ -116,7 +125,14 @@ static i8t_status normact_forward(i8t_model *m, int op, nn_normact *a, size_t n,
   i8t_u8_term terms[3];
   int nt = normact_terms(m, a, terms);
   i8t_act_shape shape = {n, out->spatial, (size_t)out->c};
-  if (training) {
+  if (training && range_from_extremes(a)) {
+    i8t_sum_act_range_from_extremes(terms[0].mul, terms[0].add, a->relu, shape, a->xmin,
+                                    a->xmax, a->smin, a->smax);
+    for (size_t i = 0; i < n; i++)
+      if (!isfinite(a->smin[i]) || !isfinite(a->smax[i]))
+        return i8t_error(I8T_ERR_NONFINITE, "%s: activation of sample %zu is not finite",
+                         a->name, i);
+  } else if (training) {
     i8t_status st = i8t_sum_act_range_u8(m->ws, terms, nt, a->relu, shape, a->smin, a->smax);
     if (st) return st;
   }
@@ -165,6 +181,7 @@ static i8t_status head_forward(i8t_model *m, int op, size_t n, int training) {
 
 i8t_status nn_forward_int8(i8t_model *m, const float *images, size_t n, int training) {
   i8t_status st = I8T_OK;
+  double tw = m->profile ? nn_now() : 0.0;
   for (int i = 0; i < m->nconv && !st; i++) {
     nn_conv *c = &m->conv[i];
     st = quantize_weights(m, c->w->w, (size_t)c->shape.out_c, i8t_conv_k(&c->shape), c->wq,
@@ -174,6 +191,8 @@ i8t_status nn_forward_int8(i8t_model *m, const float *images, size_t n, int trai
     st = quantize_weights(m, m->head.w->w, (size_t)m->head.classes, (size_t)m->head.features,
                           m->head.wq, m->head.wscale);
   if (st) return i8t_error(st, "weights: %s (diverged?)", i8t_last_error());
+  double t0 = m->profile ? nn_now() : 0.0;
+  nn_prof(m, training ? &m->prof_phase[0] : &m->prof_phase[1], &tw);
   for (int i = 0; i < m->nops && !st; i++) {
     const nn_op *op = &m->ops[i];
     switch (op->kind) {
@@ -183,6 +202,7 @@ i8t_status nn_forward_int8(i8t_model *m, const float *images, size_t n, int trai
       case OP_POOL: st = pool_forward(m, &m->pool[op->index], n); break;
       case OP_HEAD: st = head_forward(m, i, n, training); break;
     }
+    nn_prof(m, training ? &m->prof_op[i][0] : &m->prof_phase[1], &t0);
   }
   return st;
 }
@@ -309,6 +329,7 @@ static i8t_status conv_backward(i8t_model *m, nn_conv *c, size_t n) {
 i8t_status nn_backward_int8(i8t_model *m, size_t n) {
   for (int i = 0; i < m->ntensor; i++) m->tensor[i].nsrc = 0;
   i8t_status st = I8T_OK;
+  double t0 = m->profile ? nn_now() : 0.0;
   for (int i = m->nops - 1; i >= 0 && !st; i--) {
     const nn_op *op = &m->ops[i];
     switch (op->kind) {
@@ -318,6 +339,7 @@ i8t_status nn_backward_int8(i8t_model *m, size_t n) {
       case OP_POOL: st = pool_backward(m, i, &m->pool[op->index], n); break;
       case OP_HEAD: st = head_backward(m, i, n); break;
     }
+    nn_prof(m, &m->prof_op[i][1], &t0);
   }
   return st;
 }

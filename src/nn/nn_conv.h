@@ -16,15 +16,16 @@ typedef struct nn_conv_geom {
 nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s);
 
 /* Column matrix of samples [n0, n1): one row per output pixel, K values in
- * (ky, kx, c) order, rows `ld` >= K elements apart (columns past K hold
- * pad_byte too); padding is filled with pad_byte (the zero point for u8, 0
+ * (ky, kx, c) order, rows `ld` >= K elements apart (columns past K are
+ * not written); padding is filled with pad_byte (the zero point for u8, 0
  * for float). esize: bytes per element. */
 void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
                size_t n0, size_t n1, void *cols, size_t ld);
 /* dx[samples n0..n1) += columns routed back to their input pixels (cols
- * points at sample n0's first row). */
-void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t n0, size_t n1,
+ * points at sample n0's first row; rows ld >= K elements apart). */
+void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t ld, size_t n0, size_t n1,
                    int32_t *dx);
-void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t n0, size_t n1, float *dx);
+void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t ld, size_t n0, size_t n1,
+                   float *dx);
 
 #endif

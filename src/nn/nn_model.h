@@ -79,6 +79,7 @@ typedef struct nn_normact {
   /* int8 */
   float *id_mul, *id_add;
   uint8_t *mask; /* relu' of the last training forward */
+  uint8_t *xmin, *xmax; /* one BN term, no shortcut: per-sample extremes of its input */
   int8_t *gpre;
   float gpre_scale;
   float *smin, *smax;
@@ -166,10 +167,26 @@ struct i8t_model {
   size_t batch_alloc;
   float *grad_tmp; /* fp32: a gradient before it is added to an existing one */
 
+  /* INT8TRAIN_PROFILE set: seconds per operation (forward, backward) and
+   * per step phase, printed to stderr by i8t_model_destroy. */
+  int profile;
+  double prof_op[NN_MAX_OPS][2];
+  double prof_phase[4]; /* weights, evaluation, update, training steps */
+
   i8t_state_tensor *state;
   size_t nstate;
   char (*state_names)[NN_NAME + 16];
 };
+
+/* Monotonic clock in seconds (profiling). */
+double nn_now(void);
+/* Accumulates the time since *t0 into *acc and restarts *t0 (profiling). */
+static inline void nn_prof(const i8t_model *m, double *acc, double *t0) {
+  if (!m->profile) return;
+  double t = nn_now();
+  *acc += t - *t0;
+  *t0 = t;
+}
 
 /* The rounding stream of tensor `role` of operation `op` at the current step. */
 i8t_rounding nn_model_stream(const i8t_model *m, int op, int role, int stochastic);

@@ -53,7 +53,7 @@ static i8t_status check_dims(size_t rows, size_t channels) {
 /* ------------------------------------------------------------------------ */
 
 typedef struct segment {
-  size_t lo, hi, chunk;
+  size_t lo, hi, chunk, sample;
 } segment;
 
 typedef struct segments {
@@ -65,18 +65,24 @@ static size_t chunk_lo(size_t k, size_t rows, size_t chunks) {
   return (size_t)((uint64_t)k * rows / chunks);
 }
 
-static i8t_status segments_make(size_t rows, size_t chunks, segments *out) {
+/* Segments of at most 32768 rows inside one chunk and, when spatial > 0,
+ * inside one sample (of `spatial` rows). */
+static i8t_status segments_make(size_t rows, size_t chunks, size_t spatial, segments *out) {
   size_t per = (rows + 31) / 32;
   per = per < 64 ? 64 : per > 32768 ? 32768 : per;
-  size_t cap = rows / per + 2 * chunks + 2;
+  size_t cap = rows / per + 2 * chunks + (spatial ? rows / spatial : 0) + 2;
   out->seg = malloc(cap * sizeof *out->seg);
   if (!out->seg) return i8t_error(I8T_ERR_NO_MEMORY, "norm segments");
   out->count = 0;
   out->chunks = chunks;
   for (size_t k = 0; k < chunks; k++) {
     size_t hi = chunk_lo(k + 1, rows, chunks);
-    for (size_t lo = chunk_lo(k, rows, chunks); lo < hi; lo += per)
-      out->seg[out->count++] = (segment){lo, I8T_MIN(hi, lo + per), k};
+    for (size_t lo = chunk_lo(k, rows, chunks); lo < hi;) {
+      size_t end = I8T_MIN(hi, lo + per), sample = spatial ? lo / spatial : 0;
+      if (spatial) end = I8T_MIN(end, (sample + 1) * spatial);
+      out->seg[out->count++] = (segment){lo, end, k, sample};
+      lo = end;
+    }
   }
   return I8T_OK;
 }
@@ -149,7 +155,7 @@ i8t_status i8t_norm_stats_f32(i8t_workspace *ws, const i8t_norm_config *cfg, con
   const size_t C = channels;
   int range = cfg->kind == I8T_NORM_RANGE;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
   double *sum = malloc(sg.count * C * sizeof *sum), *mu = malloc(C * sizeof *mu);
   float *mm = malloc(2 * (sg.count + sg.chunks) * C * sizeof *mm);
   if (!sum || !mu || !mm) {
@@ -247,7 +253,7 @@ i8t_status i8t_norm_backward_f32(i8t_workspace *ws, const i8t_norm_config *cfg, 
     return i8t_error(I8T_ERR_INVALID_ARG, "norm backward: NULL argument");
   const size_t C = channels;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
   double *sums = calloc(2 * C, sizeof *sums);
   size_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
   if (!sums || !arg) {
@@ -319,16 +325,17 @@ static void u8_stats_task(void *arg, size_t t, int worker) {
     for (size_t c = 0; c < C; c++) sq[c] += (uint32_t)x[r * C + c] * x[r * C + c];
 }
 
-i8t_status i8t_norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg, const uint8_t *x,
-                             i8t_qparams xq, size_t rows, size_t channels, float *mean,
-                             float *scale, float *var) {
+static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
+                                const uint8_t *x, i8t_qparams xq, size_t rows, size_t channels,
+                                size_t spatial, float *mean, float *scale, float *var,
+                                uint8_t *sample_min, uint8_t *sample_max) {
   i8t_status st = check_config(cfg);
   if (st || (st = check_dims(rows, channels))) return st;
   if (!ws || !x || !mean || !scale) return i8t_error(I8T_ERR_INVALID_ARG, "norm stats: NULL");
   const size_t C = channels;
   int range = cfg->kind == I8T_NORM_RANGE;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), spatial, &sg))) return st;
   uint8_t *mm = malloc(2 * (sg.count + sg.chunks) * C);
   uint32_t *sums = malloc(2 * sg.count * C * sizeof *sums);
   if (!mm || !sums) {
@@ -337,6 +344,17 @@ i8t_status i8t_norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg, cons
   }
   u8_stats_job j = {x, C, &sg, mm, mm + sg.count * C, sums, range ? NULL : sums + sg.count * C};
   i8t_parallel_for(ws->ctx, sg.count, u8_stats_task, &j);
+  if (spatial) { /* each segment lies in one sample: combine its extremes */
+    memset(sample_min, 255, rows / spatial * C);
+    memset(sample_max, 0, rows / spatial * C);
+    for (size_t t = 0; t < sg.count; t++) {
+      uint8_t *mn = sample_min + sg.seg[t].sample * C, *mx = sample_max + sg.seg[t].sample * C;
+      for (size_t c = 0; c < C; c++) {
+        mn[c] = j.mn[t * C + c] < mn[c] ? j.mn[t * C + c] : mn[c];
+        mx[c] = j.mx[t * C + c] > mx[c] ? j.mx[t * C + c] : mx[c];
+      }
+    }
+  }
   const double sx = xq.scale;
   for (size_t c = 0; c < C; c++) {
     uint64_t s1 = 0, s2 = 0;
@@ -378,6 +396,22 @@ done:
   free(mm);
   free(sums);
   return st;
+}
+
+i8t_status i8t_norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg, const uint8_t *x,
+                             i8t_qparams xq, size_t rows, size_t channels, float *mean,
+                             float *scale, float *var) {
+  return norm_stats_u8(ws, cfg, x, xq, rows, channels, 0, mean, scale, var, NULL, NULL);
+}
+
+i8t_status i8t_norm_stats_samples_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
+                                     const uint8_t *x, i8t_qparams xq, i8t_act_shape shape,
+                                     float *mean, float *scale, float *var, uint8_t *sample_min,
+                                     uint8_t *sample_max) {
+  if (!sample_min || !sample_max || shape.spatial == 0)
+    return i8t_error(I8T_ERR_INVALID_ARG, "norm stats: NULL sample extremes or empty samples");
+  return norm_stats_u8(ws, cfg, x, xq, shape.batch * shape.spatial, shape.channels,
+                       shape.spatial, mean, scale, var, sample_min, sample_max);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -638,7 +672,7 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
    * extremes' lanes (2 uint8 + 2 uint16), or two float blocks. */
   if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 20 + 64))) return st;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
   size_t nf = 7 * C + sg.count * C;
   u8_red red;
   void *red_mem = u8_red_alloc(&red, sg.count * C);

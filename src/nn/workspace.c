@@ -2,6 +2,7 @@
  * backend choice, and the task-splitting rules shared by every pass. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn_internal.h"
 
@@ -67,6 +68,7 @@ i8t_status nn_reserve(i8t_workspace *ws, int slot, size_t bytes) {
     b->p = i8t_aligned_alloc(size);
     b->size = b->p ? size : 0;
     if (!b->p) return i8t_error(I8T_ERR_NO_MEMORY, "layer scratch of %zu bytes", size);
+    memset(b->p, 0, size); /* bytes a pass skips (padding columns) stay defined */
   }
   return I8T_OK;
 }
