@@ -57,21 +57,6 @@ const std::vector<int> &thread_counts() {
 
 namespace {
 
-#ifdef I8T_HAVE_ONEDNN
-// Starts OpenMP's thread team before main, while no thread is pinned yet.
-// libgomp's threads inherit the affinity of the thread that creates them, and
-// an i8t_context pins its creating thread to one core: a team first started
-// after that (oneDNN's first parallel call) would run all its threads on that
-// one core and the fp32 peers at 2+ threads on a single core.
-const bool omp_team_started = [] {
-  int n = omp_get_num_procs();
-  for (int t : thread_counts()) n = t > n ? t : n;
-#pragma omp parallel num_threads(n)
-  { benchmark::DoNotOptimize(omp_get_thread_num()); }
-  return true;
-}();
-#endif
-
 // Owns the contexts; destroyed after main returns, on the main thread (the
 // thread that created them, as i8t_context_destroy requires).
 struct EnvTable {
@@ -108,7 +93,9 @@ Env *env_for(int threads) {
     it = envs.emplace(threads, e).first;
   }
 #ifdef I8T_HAVE_ONEDNN
-  omp_set_num_threads(threads); // per case: another case may have changed it
+  // i8t_context_create sets OpenMP's count (and starts its team unpinned);
+  // set it again per case, as cases of other thread counts change it.
+  omp_set_num_threads(threads);
 #endif
   return &it->second;
 }
