@@ -138,10 +138,12 @@ static void check_packers(i8t_isa isa) {
 /* Microkernel entry points against the product of the packed panels        */
 /* ------------------------------------------------------------------------ */
 
-/* Range of a packed format's values as the driver can produce them. */
+/* Range of a packed format's values as the driver can produce them: an s8
+ * A may hold -128 (u8 0 shifted by -128), an s8 B never does (quantizer
+ * range [-127, 127], no shift). */
 static void packed_range(i8t_pack_elem e, int is_a, int32_t *lo, int32_t *hi) {
   if (e == I8T_PACK_U8) *lo = 0, *hi = 255;
-  else if (e == I8T_PACK_S8) *lo = -128, *hi = 127;
+  else if (e == I8T_PACK_S8) *lo = is_a ? -128 : -127, *hi = 127;
   else if (is_a) *lo = -32767, *hi = 32767;
   else *lo = -255, *hi = 255;
 }
