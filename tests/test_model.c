@@ -427,6 +427,86 @@ static void test_fp32_backends_agree(void **state) {
   free_data(&d);
 }
 
+/* The whole fp32 network's gradient (read back from one SGD step with
+ * momentum and weight decay 0) against central differences of the
+ * training-mode loss (a step with lr = 0 leaves the weights unchanged). */
+static double train_loss(i8t_model *m, const dataset *d) {
+  i8t_batch_result r;
+  assert_int_equal(i8t_model_train_step(m, d->x, d->y, d->n, 0.0f, &r), I8T_OK);
+  return r.loss;
+}
+
+static void zero_momentum_decay(i8t_model_config *c) {
+  c->momentum = 0.0f;
+  c->weight_decay = 0.0f;
+}
+static void zero_momentum_decay_range(i8t_model_config *c) {
+  zero_momentum_decay(c);
+  c->norm = I8T_NORM_RANGE;
+}
+
+/* The loss is piecewise smooth: ReLU kinks and, with Range BN, every switch
+ * of a chunk's max or min. A weight far upstream of many Range BNs crosses
+ * such switches within any usable step, so Range BN is checked on the
+ * weights near the head, standard BN on every layer. */
+static void check_model_gradient(void (*tweak)(i8t_model_config *), const char *const *names,
+                                 size_t nn) {
+  dataset d = make_data(6, 1, 8, 8, 12);
+  i8t_model *m = make_model("resnet8", I8T_PRECISION_FP32, 4, 21, NULL, tweak);
+  assert_int_equal(i8t_model_set_fp32_backend(m, I8T_FP32_PORTABLE), I8T_OK);
+  float *w[16] = {0};
+  size_t size[16] = {0};
+  for (size_t i = 0; i < i8t_model_state_count(m); i++) {
+    i8t_state_tensor t;
+    assert_int_equal(i8t_model_state(m, i, &t), I8T_OK);
+    for (size_t k = 0; k < nn; k++)
+      if (!strcmp(t.name, names[k])) w[k] = t.data, size[k] = t.size;
+    /* bn2's gamma starts at 0, which makes its conv's gradient 0: give it 0.5 */
+    if (strstr(t.name, "bn2.gamma") && !strstr(t.name, "momentum"))
+      for (size_t k = 0; k < t.size; k++) t.data[k] = 0.5f;
+  }
+  uint64_t seed = 5;
+  const float h = 5e-4f, lr = 1.0f; /* lr 1: the update is the gradient itself */
+  for (size_t k = 0; k < nn; k++) {
+    assert_non_null(w[k]);
+    for (int probe = 0; probe < 2; probe++) {
+      size_t i = (size_t)(test_rand(&seed) % size[k]);
+      float keep = w[k][i];
+      w[k][i] = keep + h;
+      double lp = train_loss(m, &d);
+      w[k][i] = keep - h;
+      double lm = train_loss(m, &d);
+      w[k][i] = keep;
+      double num = (lp - lm) / (2.0 * h);
+      /* the analytic gradient: one SGD step with momentum and decay 0 */
+      snapshot s = take(m);
+      i8t_batch_result r;
+      assert_int_equal(i8t_model_train_step(m, d.x, d.y, d.n, lr, &r), I8T_OK);
+      double g = ((double)keep - w[k][i]) / lr;
+      restore(m, &s);
+      free_snapshot(&s);
+      if (getenv("I8T_TEST_VERBOSE")) print_message("%s[%zu] fd %.6g bw %.6g\n", names[k], i, num, g);
+      if (fabs(num - g) > 5e-2 * fabs(num) + 5e-6)
+        fail_msg("%s[%zu]: finite difference %.6g, backward %.6g", names[k], i, num, g);
+    }
+  }
+  i8t_model_destroy(m);
+  free_data(&d);
+}
+
+static void test_fp32_model_gradient(void **state) {
+  (void)state;
+  const char *all[] = {"conv1.weight", "stage1.block0.conv2.weight",
+                       "stage2.block0.shortcut.conv.weight", "stage3.block0.conv1.weight",
+                       "stage1.block0.bn1.gamma", "stage2.block0.bn2.beta", "fc.weight",
+                       "fc.bias"};
+  const char *near_head[] = {"stage2.block0.shortcut.conv.weight", "stage3.block0.conv1.weight",
+                             "stage3.block0.bn2.gamma", "stage3.block0.shortcut.bn.beta",
+                             "fc.weight", "fc.bias"};
+  check_model_gradient(zero_momentum_decay, all, sizeof all / sizeof all[0]);
+  check_model_gradient(zero_momentum_decay_range, near_head, sizeof near_head / sizeof near_head[0]);
+}
+
 static void test_real_input_shapes(void **state) {
   (void)state;
   const int shapes[2][3] = {{1, 28, 28}, {3, 32, 32}};
@@ -468,6 +548,7 @@ int main(void) {
       cmocka_unit_test(test_tiny_batches),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_fp32_backends_agree),
+      cmocka_unit_test(test_fp32_model_gradient),
       cmocka_unit_test(test_real_input_shapes),
   };
   if (getenv("I8T_TEST_FILTER")) cmocka_set_test_filter(getenv("I8T_TEST_FILTER"));
