@@ -27,6 +27,10 @@ typedef enum i8t_status {
   I8T_ERR_FORMAT,       /**< a file is truncated, corrupt or of the wrong kind */
 } i8t_status;
 
+/** Execution context (threads, scratch); see context.h. Declared here so that
+ * every public header can name it whatever the include order. */
+typedef struct i8t_context i8t_context;
+
 /** Human-readable name of a status ("invalid argument", ...). Never NULL. */
 const char *i8t_status_string(i8t_status status);
 
