@@ -28,7 +28,7 @@ typedef double (*loss_fn)(void *ctx, float *x);
 static void check_fd(const char *what, loss_fn f, void *ctx, float *x, size_t n,
                      const float *grad, int probes, float h, double rel_tol, uint64_t seed) {
   double gmax = 0.0;
-  for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(grad[i]));
+  for (size_t i = 0; i < n; i++) gmax = fabs(grad[i]) > gmax ? fabs(grad[i]) : gmax;
   for (int p = 0; p < probes; p++) {
     size_t i = (size_t)(test_rand(&seed) % n);
     float keep = x[i];
@@ -176,8 +176,7 @@ static void check_fc(i8t_fp32_backend backend) {
   assert_int_equal(i8t_fc_forward_f32(ws, n, in, out, x, w, b, y), I8T_OK);
   for (int i = 0; i < n; i++)
     for (int o = 0; o < out; o++) {
-      double ref = b[o];
-      for (int k = 0; k < in; k++) ref += (double)x[i * in + k] * w[o * in + k];
+      double ref = b[o] + dot(x + i * in, w + o * in, (size_t)in);
       assert_true(fabs(y[i * out + o] - ref) < 1e-5);
     }
   assert_int_equal(i8t_fc_backward_data_f32(ws, n, in, out, r, w, dx), I8T_OK);

@@ -259,7 +259,10 @@ static void test_sum_act(void **state) {
   }
   for (size_t s = 0; s < sh.batch; s++) {
     float lo = INFINITY, hi = -INFINITY;
-    for (size_t i = s * 40; i < (s + 1) * 40; i++) lo = fminf(lo, ref[i]), hi = fmaxf(hi, ref[i]);
+    for (size_t i = s * 40; i < (s + 1) * 40; i++) {
+      lo = ref[i] < lo ? ref[i] : lo;
+      hi = ref[i] > hi ? ref[i] : hi;
+    }
     assert_true(fabsf(smin[s] - lo) < 1e-4f && fabsf(smax[s] - hi) < 1e-4f);
   }
   float lo, hi;

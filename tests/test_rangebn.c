@@ -95,7 +95,7 @@ static void fd_range_bn(size_t rows, size_t C, int paper, uint64_t seed) {
   assert_int_equal(i8t_norm_backward_f32(ws, &ctx.cfg, x, rows, C, r, mean, scale, gamma, dx, dg, db),
                    I8T_OK);
   double gmax = 0.0;
-  for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(dx[i]));
+  for (size_t i = 0; i < n; i++) gmax = fabs(dx[i]) > gmax ? fabs(dx[i]) : gmax;
   /* Every coordinate: the routed max / min ones included. h = 1e-3 stays
    * below the 0.04 gap between values, so no max / min switches. */
   const float h = 1e-3f;
@@ -239,7 +239,7 @@ static void check_u8_backward(i8t_norm_kind kind, int paper, size_t rows, size_t
                                         db8, &out),
                    I8T_OK);
   float dmax = 0.0f;
-  for (size_t i = 0; i < n; i++) dmax = fmaxf(dmax, fabsf(dx[i]));
+  for (size_t i = 0; i < n; i++) dmax = fabsf(dx[i]) > dmax ? fabsf(dx[i]) : dmax;
   for (size_t i = 0; i < n; i++)
     if (fabsf(dxf[i] - dx[i]) > 1e-4f * dmax + 1e-9f)
       fail_msg("u8 backward dx[%zu] = %g vs f32 %g", i, (double)dxf[i], (double)dx[i]);
