@@ -142,6 +142,24 @@ typedef void (*i8t_colwise_stats_u8_fn)(const uint8_t *x, size_t rows, size_t co
                                         size_t ld, uint8_t *min, uint8_t *max,
                                         uint32_t *sum);
 
+/* Layer passes (src/nn): the inner loops over one block of n values. Plain C
+ * in src/generic/nn_kernels_template.h, compiled once per ISA folder with its
+ * flags; -ffp-contract=off keeps every result bit-identical across ISAs. */
+/* v[i] = (float)y[i] * s[i] (requantization of GEMM outputs). */
+typedef void (*i8t_scale_s32_f32_fn)(size_t n, const int32_t *y, const float *s, float *v);
+/* v[i] += sc * (float)p[i] (one gradient source into the sum). */
+typedef void (*i8t_axpy_s32_f32_fn)(size_t n, float sc, const int32_t *p, float *v);
+typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, float *v);
+/* v[i] = m[i] * (float)x[i] + a[i], or v[i] += (that) when accumulate. */
+typedef void (*i8t_affine_u8_f32_fn)(size_t n, const uint8_t *x, const float *m,
+                                     const float *a, int accumulate, float *v);
+/* BN backward lanes: sg += g, sgq += (int16)(g q), sq += q, gmin/gmax of g. */
+typedef void (*i8t_bn_lane_sums_fn)(size_t n, const int8_t *g, const uint8_t *x, int32_t *sg,
+                                    int32_t *sgq, uint32_t *sq, int8_t *gmin, int8_t *gmax);
+/* Range BN lanes: min/max of x and the block index b where each first occurs. */
+typedef void (*i8t_bn_lane_extremes_fn)(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,
+                                        uint8_t *mx, uint16_t *amn, uint16_t *amx);
+
 typedef struct i8t_kernel_table {
   i8t_isa isa;
   i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */
@@ -153,6 +171,13 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_quantize_f32_s8_fn run; } quantize_f32_s8;
   struct { const char *name; i8t_quantize_f32_s16_fn run; } quantize_f32_s16;
   struct { const char *name; i8t_colwise_stats_u8_fn run; } colwise_stats_u8;
+
+  struct { const char *name; i8t_scale_s32_f32_fn run; } scale_s32_f32;
+  struct { const char *name; i8t_axpy_s32_f32_fn run; } axpy_s32_f32;
+  struct { const char *name; i8t_axpy_s8_f32_fn run; } axpy_s8_f32;
+  struct { const char *name; i8t_affine_u8_f32_fn run; } affine_u8_f32;
+  struct { const char *name; i8t_bn_lane_sums_fn run; } bn_lane_sums;
+  struct { const char *name; i8t_bn_lane_extremes_fn run; } bn_lane_extremes;
 } i8t_kernel_table;
 
 /* The table in use (filled on first call). Never NULL. */

@@ -52,6 +52,12 @@ static void check_table_complete(i8t_isa isa) {
   }
   assert_int_equal(t->gemm_s16u8s32.a_elem, I8T_PACK_S16);
   assert_int_equal(t->gemm_s16u8s32.b_elem, I8T_PACK_S16);
+  /* every elementwise and layer-pass entry filled */
+  assert_true(t->minmax_f32.run && t->quantize_f32_u8.run && t->quantize_f32_s8.run &&
+              t->quantize_f32_s16.run && t->colwise_stats_u8.run);
+  assert_true(t->scale_s32_f32.run && t->axpy_s32_f32.run && t->axpy_s8_f32.run &&
+              t->affine_u8_f32.run && t->bn_lane_sums.run && t->bn_lane_extremes.run);
+  assert_int_equal(i8t_kernel_count(), 14);
   for (size_t i = 0; i < i8t_kernel_count(); i++) {
     const char *name = i8t_kernel_name(i);
     assert_non_null(name);

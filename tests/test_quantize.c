@@ -1,6 +1,7 @@
 /* The quantizer: rounding error bounds, unbiased stochastic rounding, zero
  * ranges, NaN/Inf rejection, reproducibility, and every ISA's quantize and
- * reduction kernels bit-identical to the portable ones. */
+ * reduction kernels (and the layer-pass kernels of src/nn) bit-identical to
+ * the portable ones. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,10 +250,116 @@ static void check_elementwise(i8t_isa isa) {
   }
 }
 
-#define DEFINE_ISA_TEST(name, isa) \
-  static void test_elementwise_##name(void **state) { (void)state; check_elementwise(isa); }
+/* ---- the layer-pass kernels (kernel_table.h) vs the generic ones ---- */
+
+/* Floats with -0, +-Inf, exact ties of the u8/s8 products and 2^24-scale values. */
+static void adversarial_fill(float *v, size_t n, uint64_t *rng) {
+  for (size_t i = 0; i < n; i++) v[i] = test_rand_float(rng, -40.0f, 40.0f);
+  for (size_t i = 0; i < n; i += 5) v[i] = -0.0f;
+  for (size_t i = 2; i < n; i += 11) v[i] = (i & 1) ? INFINITY : -INFINITY;
+  for (size_t i = 3; i < n; i += 13) v[i] = (float)((int32_t)i - 500) * 16777215.0f;
+}
+
+static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_table *g, size_t n,
+                                uint64_t rng) {
+  float *v1 = malloc(n * sizeof *v1), *v2 = malloc(n * sizeof *v2);
+  float *m = malloc(n * sizeof *m), *a = malloc(n * sizeof *a);
+  int32_t *y = malloc(n * sizeof *y);
+  int8_t *q8 = malloc(n);
+  uint8_t *x = malloc(n);
+  for (size_t i = 0; i < n; i++) {
+    y[i] = (int32_t)test_rand(&rng); /* above 2^24: the conversion rounds */
+    q8[i] = (int8_t)test_rand(&rng);
+    x[i] = (uint8_t)test_rand(&rng);
+    m[i] = test_rand_float(&rng, -3.0f, 3.0f);
+    a[i] = i % 9 == 0 ? -0.0f : test_rand_float(&rng, -100.0f, 100.0f);
+  }
+  for (size_t i = 0; i < n; i += 17) y[i] = i & 1 ? INT32_MAX : INT32_MIN, q8[i] = -128;
+  for (size_t i = 1; i < n; i += 17) x[i] = i & 2 ? 255 : 0, q8[i] = 127;
+  for (size_t i = 4; i < n; i += 19) m[i] = -0.0f; /* -0 * q + -0 = -0: kept, not +0 */
+  adversarial_fill(v1, n, &rng);
+  memcpy(v2, v1, n * sizeof *v1);
+  t->scale_s32_f32.run(n, y, m, v1);
+  g->scale_s32_f32.run(n, y, m, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  adversarial_fill(v1, n, &rng);
+  memcpy(v2, v1, n * sizeof *v1);
+  t->axpy_s32_f32.run(n, 3.7e-5f, y, v1);
+  g->axpy_s32_f32.run(n, 3.7e-5f, y, v2);
+  t->axpy_s8_f32.run(n, -0.013f, q8, v1);
+  g->axpy_s8_f32.run(n, -0.013f, q8, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  for (int acc = 0; acc < 2; acc++) {
+    adversarial_fill(v1, n, &rng);
+    memcpy(v2, v1, n * sizeof *v1);
+    t->affine_u8_f32.run(n, x, m, a, acc, v1);
+    g->affine_u8_f32.run(n, x, m, a, acc, v2);
+    assert_memory_equal(v1, v2, n * sizeof *v1);
+  }
+  /* BN lanes: accumulators start anywhere (wrapping sums), two blocks each. */
+  int32_t *sg[2], *sgq[2];
+  uint32_t *sq[2];
+  int8_t *gmn[2], *gmx[2];
+  uint8_t *mn[2], *mx[2];
+  uint16_t *amn[2], *amx[2];
+  for (int k = 0; k < 2; k++) {
+    sg[k] = malloc(n * 4), sgq[k] = malloc(n * 4), sq[k] = malloc(n * 4);
+    gmn[k] = malloc(n), gmx[k] = malloc(n), mn[k] = malloc(n), mx[k] = malloc(n);
+    amn[k] = malloc(n * 2), amx[k] = malloc(n * 2);
+  }
+  for (size_t i = 0; i < n; i++) {
+    /* near the int32 limits, but never past them (signed overflow is UB) */
+    sg[0][i] = i % 3 ? test_rand_range(&rng, -(1 << 30), 1 << 30) : INT32_MAX - 256;
+    sgq[0][i] = i % 3 ? test_rand_range(&rng, -(1 << 30), 1 << 30) : INT32_MIN + 65280;
+    sq[0][i] = i % 3 ? (uint32_t)test_rand(&rng) : UINT32_MAX;
+    gmn[0][i] = (int8_t)test_rand(&rng), gmx[0][i] = (int8_t)test_rand(&rng);
+    mn[0][i] = i % 4 ? (uint8_t)test_rand(&rng) : x[i]; /* ties: the earlier block stays */
+    mx[0][i] = i % 4 ? (uint8_t)test_rand(&rng) : x[i];
+    amn[0][i] = (uint16_t)test_rand(&rng), amx[0][i] = (uint16_t)test_rand(&rng);
+  }
+  memcpy(sg[1], sg[0], n * 4), memcpy(sgq[1], sgq[0], n * 4), memcpy(sq[1], sq[0], n * 4);
+  memcpy(gmn[1], gmn[0], n), memcpy(gmx[1], gmx[0], n);
+  memcpy(mn[1], mn[0], n), memcpy(mx[1], mx[0], n);
+  memcpy(amn[1], amn[0], n * 2), memcpy(amx[1], amx[0], n * 2);
+  for (uint16_t b = 7; b < 9; b++) {
+    t->bn_lane_sums.run(n, q8, x, sg[0], sgq[0], sq[0], gmn[0], gmx[0]);
+    g->bn_lane_sums.run(n, q8, x, sg[1], sgq[1], sq[1], gmn[1], gmx[1]);
+    t->bn_lane_extremes.run(n, b, x, mn[0], mx[0], amn[0], amx[0]);
+    g->bn_lane_extremes.run(n, b, x, mn[1], mx[1], amn[1], amx[1]);
+  }
+  assert_memory_equal(sg[0], sg[1], n * 4);
+  assert_memory_equal(sgq[0], sgq[1], n * 4);
+  assert_memory_equal(sq[0], sq[1], n * 4);
+  assert_memory_equal(gmn[0], gmn[1], n);
+  assert_memory_equal(gmx[0], gmx[1], n);
+  assert_memory_equal(mn[0], mn[1], n);
+  assert_memory_equal(mx[0], mx[1], n);
+  assert_memory_equal(amn[0], amn[1], n * 2);
+  assert_memory_equal(amx[0], amx[1], n * 2);
+  for (int k = 0; k < 2; k++) {
+    free(sg[k]), free(sgq[k]), free(sq[k]), free(gmn[k]), free(gmx[k]);
+    free(mn[k]), free(mx[k]), free(amn[k]), free(amx[k]);
+  }
+  free(v1), free(v2), free(m), free(a), free(y), free(q8), free(x);
+}
+
+static void check_layer_kernels_isa(i8t_isa isa) {
+  test_select_isa_or_skip(isa);
+  const i8t_kernel_table *t = i8t_kernels_for_isa(isa), *g = i8t_kernels_for_isa(I8T_ISA_GENERIC);
+  const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+    check_layer_kernels(t, g, sizes[si], 1000 + si);
+}
+
+#define DEFINE_ISA_TEST(name, isa)                                                          \
+  static void test_elementwise_##name(void **state) { (void)state; check_elementwise(isa); } \
+  static void test_layer_kernels_##name(void **state) {                                    \
+    (void)state;                                                                             \
+    check_layer_kernels_isa(isa);                                                            \
+  }
 I8T_TEST_ISAS(DEFINE_ISA_TEST)
-#define LIST_ISA_TEST(name, isa) cmocka_unit_test(test_elementwise_##name),
+#define LIST_ISA_TEST(name, isa) \
+  cmocka_unit_test(test_elementwise_##name), cmocka_unit_test(test_layer_kernels_##name),
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -1,5 +1,6 @@
 /* The avx2 kernel table (AVX2 + FMA CPUs): the generic table with the AVX2
  * GEMM kernel, packers, quantizers and reductions. */
+#include "../nn_kernels.h"
 #include "../x86/x86_kernels.h"
 
 /* One kernel for the three GEMMs (see gemm_avx2.c); only the names differ.
@@ -23,4 +24,5 @@ void i8t_init_table_avx2(i8t_kernel_table *t) {
   t->gemm_s8s8s32 = avx2_ukernel("gemm_s8s8s32_4x16c2__avx2");
   t->gemm_s16u8s32 = avx2_ukernel("gemm_s16u8s32_4x16c2__avx2");
   I8T_X86_SET_ELEMENTWISE(t, avx2);
+  I8T_NN_SET(t, avx2);
 }

@@ -1,6 +1,7 @@
 /* The avx512vnni kernel table (AVX-512 F/BW/VL + VNNI CPUs, or any AVX2 CPU
  * in the SIMDe emulation build): the generic table with the VNNI GEMM
  * kernels, packers, quantizers and reductions. */
+#include "../nn_kernels.h"
 #include "../x86/x86_kernels.h"
 
 /* The 32 x kc B panel (32 KiB at kc = 1024) stays in L1 while the 8-row A
@@ -32,4 +33,5 @@ void i8t_init_table_avx512vnni(i8t_kernel_table *t) {
                                         .a_elem = I8T_PACK_S16, .b_elem = I8T_PACK_S16,
                                         .mc = 192, .kc = 256, .nc = 512};
   I8T_X86_SET_ELEMENTWISE(t, avx512vnni);
+  I8T_NN_SET(t, avx512vnni);
 }

@@ -1,4 +1,5 @@
 /* The generic kernel table: portable C for every entry. */
+#include "../nn_kernels.h"
 #include "generic_kernels.h"
 
 void i8t_init_table_generic(i8t_kernel_table *t) {
@@ -22,4 +23,5 @@ void i8t_init_table_generic(i8t_kernel_table *t) {
       .quantize_f32_s16 = {"quantize_f32_s16__generic", i8t_quantize_f32_s16__generic},
       .colwise_stats_u8 = {"colwise_stats_u8__generic", i8t_colwise_stats_u8__generic},
   };
+  I8T_NN_SET(t, generic);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_table.h"
 #include "nn_internal.h"
 
 void i8t_batch_range(const float *sample_min, const float *sample_max, size_t n, float *lo,
@@ -53,16 +54,9 @@ static i8t_status replicate_terms(i8t_workspace *ws, const i8t_u8_term *t, int n
  * whole number of rows, at most one block); one function for the forward,
  * the range and the backward mask, so that all three see the same values. */
 static void eval_block(const rep_terms *t, int relu, size_t first, size_t n, float *restrict v) {
-  {
-    const uint8_t *restrict x = t->x[0] + first;
-    const float *restrict m = t->mul[0], *restrict a = t->add[0];
-    for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
-  }
-  for (int k = 1; k < t->n; k++) {
-    const uint8_t *restrict x = t->x[k] + first;
-    const float *restrict m = t->mul[k], *restrict a = t->add[k];
-    for (size_t i = 0; i < n; i++) v[i] += m[i] * (float)x[i] + a[i];
-  }
+  const i8t_kernel_table *kt = i8t_kernels(); /* the loops run on the table's ISA */
+  for (int k = 0; k < t->n; k++)
+    kt->affine_u8_f32.run(n, t->x[k] + first, t->mul[k], t->add[k], k > 0, v);
   if (relu)
     for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
 }
@@ -233,20 +227,17 @@ i8t_status i8t_sum_act_forward_mask_u8(i8t_workspace *ws, const i8t_u8_term *ter
 void nn_combine_sources(const i8t_grad_src *s, int ns, i8t_act_shape sh, size_t r0,
                         size_t r1, float *restrict v) {
   const size_t C = sh.channels, n = (r1 - r0) * C, first = r0 * C;
+  const i8t_kernel_table *kt = i8t_kernels();
   memset(v, 0, n * sizeof *v);
   for (int k = 0; k < ns; k++) { /* in source order: the same sums every time */
     const float sc = s[k].scale;
     switch (s[k].kind) {
-      case I8T_GRAD_S32: {
-        const int32_t *restrict p = (const int32_t *)s[k].data + first;
-        for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+      case I8T_GRAD_S32:
+        kt->axpy_s32_f32.run(n, sc, (const int32_t *)s[k].data + first, v);
         break;
-      }
-      case I8T_GRAD_S8: {
-        const int8_t *restrict p = (const int8_t *)s[k].data + first;
-        for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+      case I8T_GRAD_S8:
+        kt->axpy_s8_f32.run(n, sc, (const int8_t *)s[k].data + first, v);
         break;
-      }
       case I8T_GRAD_F32: {
         const float *restrict p = (const float *)s[k].data + first;
         for (size_t i = 0; i < n; i++) v[i] += sc * p[i];
@@ -440,8 +431,7 @@ static void requant_task(void *arg, size_t task, int worker) {
   size_t r0 = task * j->per, r1 = I8T_MIN(j->rows, r0 + j->per);
   for (size_t b0 = r0; b0 < r1; b0 += sub) {
     size_t n = (I8T_MIN(r1, b0 + sub) - b0) * C;
-    const int32_t *restrict y = j->y + b0 * C;
-    for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * cs[i];
+    i8t_kernels()->scale_s32_f32.run(n, j->y + b0 * C, cs, v);
     nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C), j->q + b0 * C));
   }
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_table.h"
 #include "nn_internal.h"
 
 
@@ -471,20 +472,6 @@ static const float *rep(const u8_bwd_job *j, int which) {
   return j->rep + (size_t)which * j->sub * j->C;
 }
 
-/* One block's values added into the lanes (restrict parameters: the loop vectorises). */
-static void accumulate_lanes(size_t n, const int8_t *restrict g, const uint8_t *restrict x,
-                             int32_t *restrict sg, int32_t *restrict sgq, uint32_t *restrict sq,
-                             int8_t *restrict gmin, int8_t *restrict gmax) {
-  for (size_t i = 0; i < n; i++) {
-    int16_t gi = g[i], qi = x[i];
-    sg[i] += gi;
-    sgq[i] += (int16_t)(gi * qi); /* |g q| <= 127 * 255 fits 16 bits */
-    sq[i] += (uint32_t)qi;
-    gmin[i] = g[i] < gmin[i] ? g[i] : gmin[i];
-    gmax[i] = g[i] > gmax[i] ? g[i] : gmax[i];
-  }
-}
-
 /* Sums over one segment in lanes of sub * C (one long loop per block of
  * rows), folded into channels at the end. */
 static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
@@ -493,9 +480,11 @@ static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size
   uint32_t *sq = (uint32_t *)(sgq + L);
   int8_t *gmin = (int8_t *)(sq + L), *gmax = gmin + L;
   for (size_t i = 0; i < L; i++) sg[i] = sgq[i] = 0, sq[i] = 0, gmin[i] = 127, gmax[i] = -127;
+  /* The lanes (one long loop per block of rows) on the kernel table's ISA. */
+  i8t_bn_lane_sums_fn sums = i8t_kernels()->bn_lane_sums.run;
   for (size_t r = s->lo; r < s->hi; r += j->sub)
-    accumulate_lanes((I8T_MIN(s->hi, r + j->sub) - r) * C, j->g + r * C, j->x + r * C, sg, sgq,
-                     sq, gmin, gmax);
+    sums((I8T_MIN(s->hi, r + j->sub) - r) * C, j->g + r * C, j->x + r * C, sg, sgq, sq, gmin,
+         gmax);
   for (size_t c = 0; c < C; c++) {
     j->red.sg[o + c] = j->red.sgq[o + c] = 0;
     j->red.sq[o + c] = 0;
@@ -510,20 +499,6 @@ static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size
     }
 }
 
-/* Range BN: per lane the min and max of x and the first block (index b) in
- * which each occurs; strict comparisons keep the earliest. Vectorises. */
-static void extremes_lanes(size_t n, uint16_t b, const uint8_t *restrict x,
-                           uint8_t *restrict mn, uint8_t *restrict mx, uint16_t *restrict amn,
-                           uint16_t *restrict amx) {
-  for (size_t i = 0; i < n; i++) {
-    uint8_t v = x[i];
-    amn[i] = v < mn[i] ? b : amn[i];
-    mn[i] = v < mn[i] ? v : mn[i];
-    amx[i] = v > mx[i] ? b : amx[i];
-    mx[i] = v > mx[i] ? v : mx[i];
-  }
-}
-
 /* The segment's extremes per channel and the first row holding each: lanes
  * folded with the row order (block, then the lane's row in the block). */
 static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
@@ -533,8 +508,11 @@ static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, 
   memset(mn, 255, L), memset(mx, 0, L);
   memset(amn, 0, L * sizeof *amn), memset(amx, 0, L * sizeof *amx);
   uint16_t b = 0;
+  /* Per lane the min and max of x and the first block (index b) holding
+   * each (kernel table, like the sums). */
+  i8t_bn_lane_extremes_fn extremes = i8t_kernels()->bn_lane_extremes.run;
   for (size_t r = s->lo; r < s->hi; r += j->sub, b++)
-    extremes_lanes((I8T_MIN(s->hi, r + j->sub) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
+    extremes((I8T_MIN(s->hi, r + j->sub) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
   size_t lanes_rows = I8T_MIN(j->sub, s->hi - s->lo); /* lanes past a short segment saw nothing */
   uint8_t *vmn = j->red.xmin + o, *vmx = j->red.xmax + o;
   uint32_t *rmn = j->red.amin + o, *rmx = j->red.amax + o;

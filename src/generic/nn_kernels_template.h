@@ -1,0 +1,65 @@
+/* The layer-pass kernels (kernel_table.h, "Layer passes") as portable C,
+ * written so that compilers vectorise them (restrict, no branches in the
+ * loops). Each ISA folder includes this once with I8T_NN_SFX set and its own
+ * compiler flags; elementwise float operations without contraction
+ * (-ffp-contract=off) and integer reductions round the same at any width,
+ * so every instance is bit-identical to the generic one. */
+#include "../nn_kernels.h"
+
+#ifndef I8T_NN_SFX
+#error "define I8T_NN_SFX (the ISA suffix) before including nn_kernels_template.h"
+#endif
+#define I8T_NN_CAT2(a, b) a##__##b
+#define I8T_NN_CAT(a, b) I8T_NN_CAT2(a, b)
+#define I8T_NN_FN(name) I8T_NN_CAT(name, I8T_NN_SFX)
+
+void I8T_NN_FN(i8t_scale_s32_f32)(size_t n, const int32_t *restrict y, const float *restrict s,
+                                  float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * s[i];
+}
+
+void I8T_NN_FN(i8t_axpy_s32_f32)(size_t n, float sc, const int32_t *restrict p,
+                                 float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+}
+
+void I8T_NN_FN(i8t_axpy_s8_f32)(size_t n, float sc, const int8_t *restrict p,
+                                float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+}
+
+/* Two loops, not (accumulate ? v : 0) + t: 0 + (-0) would turn -0 into +0. */
+void I8T_NN_FN(i8t_affine_u8_f32)(size_t n, const uint8_t *restrict x, const float *restrict m,
+                                  const float *restrict a, int accumulate, float *restrict v) {
+  if (accumulate)
+    for (size_t i = 0; i < n; i++) v[i] += m[i] * (float)x[i] + a[i];
+  else
+    for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
+}
+
+void I8T_NN_FN(i8t_bn_lane_sums)(size_t n, const int8_t *restrict g, const uint8_t *restrict x,
+                                 int32_t *restrict sg, int32_t *restrict sgq,
+                                 uint32_t *restrict sq, int8_t *restrict gmin,
+                                 int8_t *restrict gmax) {
+  for (size_t i = 0; i < n; i++) {
+    int16_t gi = g[i], qi = x[i];
+    sg[i] += gi;
+    sgq[i] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
+    sq[i] += (uint32_t)qi;
+    gmin[i] = g[i] < gmin[i] ? g[i] : gmin[i];
+    gmax[i] = g[i] > gmax[i] ? g[i] : gmax[i];
+  }
+}
+
+/* Strict comparisons keep the earliest block. */
+void I8T_NN_FN(i8t_bn_lane_extremes)(size_t n, uint16_t b, const uint8_t *restrict x,
+                                     uint8_t *restrict mn, uint8_t *restrict mx,
+                                     uint16_t *restrict amn, uint16_t *restrict amx) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t v = x[i];
+    amn[i] = v < mn[i] ? b : amn[i];
+    mn[i] = v < mn[i] ? v : mn[i];
+    amx[i] = v > mx[i] ? b : amx[i];
+    mx[i] = v > mx[i] ? v : mx[i];
+  }
+}

@@ -1,0 +1,43 @@
+/* Declarations of the layer-pass kernels (kernel_table.h, "Layer passes"):
+ * every ISA folder compiles src/generic/nn_kernels_template.h under its own
+ * suffix; these macros declare one suffix's set and put it into a table. */
+#ifndef INT8TRAIN_NN_KERNELS_H
+#define INT8TRAIN_NN_KERNELS_H
+
+#include "kernel_table.h"
+
+#define I8T_NN_DECLARE(SFX)                                                                 \
+  void i8t_scale_s32_f32__##SFX(size_t n, const int32_t *y, const float *s, float *v);      \
+  void i8t_axpy_s32_f32__##SFX(size_t n, float sc, const int32_t *p, float *v);             \
+  void i8t_axpy_s8_f32__##SFX(size_t n, float sc, const int8_t *p, float *v);               \
+  void i8t_affine_u8_f32__##SFX(size_t n, const uint8_t *x, const float *m, const float *a, \
+                                int accumulate, float *v);                                  \
+  void i8t_bn_lane_sums__##SFX(size_t n, const int8_t *g, const uint8_t *x, int32_t *sg,    \
+                               int32_t *sgq, uint32_t *sq, int8_t *gmin, int8_t *gmax);     \
+  void i8t_bn_lane_extremes__##SFX(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,     \
+                                   uint8_t *mx, uint16_t *amn, uint16_t *amx);
+
+#define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
+  do {                                             \
+    (t)->ENTRY.name = #ENTRY "__" #SFX;            \
+    (t)->ENTRY.run = i8t_##ENTRY##__##SFX;         \
+  } while (0)
+
+/* Fills the layer-pass entries of table t with the kernels of suffix SFX. */
+#define I8T_NN_SET(t, SFX)                         \
+  do {                                             \
+    I8T_NN_SET_ONE(t, scale_s32_f32, SFX);         \
+    I8T_NN_SET_ONE(t, axpy_s32_f32, SFX);          \
+    I8T_NN_SET_ONE(t, axpy_s8_f32, SFX);           \
+    I8T_NN_SET_ONE(t, affine_u8_f32, SFX);         \
+    I8T_NN_SET_ONE(t, bn_lane_sums, SFX);          \
+    I8T_NN_SET_ONE(t, bn_lane_extremes, SFX);      \
+  } while (0)
+
+I8T_NN_DECLARE(generic)
+#if defined(__x86_64__) || defined(_M_X64)
+I8T_NN_DECLARE(avx2)
+I8T_NN_DECLARE(avx512vnni)
+#endif
+
+#endif
