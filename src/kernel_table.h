@@ -159,6 +159,20 @@ typedef void (*i8t_bn_lane_sums_fn)(size_t n, const int8_t *g, const uint8_t *x,
 /* Range BN lanes: min/max of x and the block index b where each first occurs. */
 typedef void (*i8t_bn_lane_extremes_fn)(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,
                                         uint8_t *mx, uint16_t *amn, uint16_t *amx);
+/* *mn, *mx = min and max of y[0..n), n > 0 (per-sample GEMM output ranges). */
+typedef void (*i8t_minmax_s32_fn)(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);
+/* ReLU with its derivative: mask[i] = v[i] > 0; v[i] = max(v[i], 0) (+0 for NaN). */
+typedef void (*i8t_relu_mask_f32_fn)(size_t n, float *v, uint8_t *mask);
+/* v[i] = mask[i] ? v[i] : 0 (masked gradient from stored ReLU bytes). */
+typedef void (*i8t_mask_u8_f32_fn)(size_t n, const uint8_t *mask, float *v);
+/* v[i] = w[i] > 0 ? v[i] : 0 (masked gradient from recomputed activations). */
+typedef void (*i8t_mask_pos_f32_fn)(size_t n, const float *w, float *v);
+/* BN backward's dense part: v[i] = a[i] * (float)g[i] + b[i]; then, for
+ * standard BN, v[i] += e[i] * ((float)x[i] - qbar[i]). */
+typedef void (*i8t_affine_s8_f32_fn)(size_t n, const int8_t *g, const float *a,
+                                     const float *b, float *v);
+typedef void (*i8t_add_centered_u8_f32_fn)(size_t n, const uint8_t *x, const float *e,
+                                           const float *qbar, float *v);
 
 typedef struct i8t_kernel_table {
   i8t_isa isa;
@@ -178,6 +192,12 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_affine_u8_f32_fn run; } affine_u8_f32;
   struct { const char *name; i8t_bn_lane_sums_fn run; } bn_lane_sums;
   struct { const char *name; i8t_bn_lane_extremes_fn run; } bn_lane_extremes;
+  struct { const char *name; i8t_minmax_s32_fn run; } minmax_s32;
+  struct { const char *name; i8t_relu_mask_f32_fn run; } relu_mask_f32;
+  struct { const char *name; i8t_mask_u8_f32_fn run; } mask_u8_f32;
+  struct { const char *name; i8t_mask_pos_f32_fn run; } mask_pos_f32;
+  struct { const char *name; i8t_affine_s8_f32_fn run; } affine_s8_f32;
+  struct { const char *name; i8t_add_centered_u8_f32_fn run; } add_centered_u8_f32;
 } i8t_kernel_table;
 
 /* The table in use (filled on first call). Never NULL. */

@@ -296,6 +296,41 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
     g->affine_u8_f32.run(n, x, m, a, acc, v2);
     assert_memory_equal(v1, v2, n * sizeof *v1);
   }
+  /* dense part of BN backward: v = a g + b, then += e (x - qbar) */
+  t->affine_s8_f32.run(n, q8, m, a, v1);
+  g->affine_s8_f32.run(n, q8, m, a, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  t->add_centered_u8_f32.run(n, x, a, m, v1);
+  g->add_centered_u8_f32.run(n, x, a, m, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  /* ReLU masks: NaN, -0, +-Inf and exact zeros among the values */
+  adversarial_fill(v1, n, &rng);
+  for (size_t i = 6; i < n; i += 23) v1[i] = NAN;
+  for (size_t i = 7; i < n; i += 29) v1[i] = 0.0f;
+  memcpy(v2, v1, n * sizeof *v1);
+  uint8_t *k1 = malloc(n), *k2 = malloc(n);
+  t->relu_mask_f32.run(n, v1, k1);
+  g->relu_mask_f32.run(n, v2, k2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  assert_memory_equal(k1, k2, n);
+  adversarial_fill(v1, n, &rng);
+  memcpy(v2, v1, n * sizeof *v1);
+  t->mask_u8_f32.run(n, x, v1); /* x: bytes 0 and 1..255 both count */
+  g->mask_u8_f32.run(n, x, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  float *w = malloc(n * sizeof *w);
+  adversarial_fill(w, n, &rng);
+  for (size_t i = 6; i < n; i += 23) w[i] = NAN;
+  t->mask_pos_f32.run(n, w, v1);
+  g->mask_pos_f32.run(n, w, v2);
+  assert_memory_equal(v1, v2, n * sizeof *v1);
+  free(k1), free(k2), free(w);
+  /* int32 extremes, with INT32_MIN / INT32_MAX among the values */
+  int32_t mn1, mx1, mn2, mx2;
+  t->minmax_s32.run(n, y, &mn1, &mx1);
+  g->minmax_s32.run(n, y, &mn2, &mx2);
+  assert_int_equal(mn1, mn2);
+  assert_int_equal(mx1, mx2);
   /* BN lanes: accumulators start anywhere (wrapping sums), two blocks each. */
   int32_t *sg[2], *sgq[2];
   uint32_t *sq[2];

@@ -63,3 +63,39 @@ void I8T_NN_FN(i8t_bn_lane_extremes)(size_t n, uint16_t b, const uint8_t *restri
     mx[i] = v > mx[i] ? v : mx[i];
   }
 }
+
+/* Integer min/max: order-free, so any vector width gives the same result. */
+void I8T_NN_FN(i8t_minmax_s32)(size_t n, const int32_t *restrict y, int32_t *mn, int32_t *mx) {
+  int32_t lo = INT32_MAX, hi = INT32_MIN;
+  for (size_t i = 0; i < n; i++) {
+    lo = y[i] < lo ? y[i] : lo;
+    hi = y[i] > hi ? y[i] : hi;
+  }
+  *mn = lo, *mx = hi;
+}
+
+void I8T_NN_FN(i8t_relu_mask_f32)(size_t n, float *restrict v, uint8_t *restrict mask) {
+  for (size_t i = 0; i < n; i++) {
+    mask[i] = v[i] > 0.0f;
+    v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+  }
+}
+
+void I8T_NN_FN(i8t_mask_u8_f32)(size_t n, const uint8_t *restrict mask, float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] = mask[i] ? v[i] : 0.0f;
+}
+
+void I8T_NN_FN(i8t_mask_pos_f32)(size_t n, const float *restrict w, float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] = w[i] > 0.0f ? v[i] : 0.0f;
+}
+
+void I8T_NN_FN(i8t_affine_s8_f32)(size_t n, const int8_t *restrict g, const float *restrict a,
+                                  const float *restrict b, float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] = a[i] * (float)g[i] + b[i];
+}
+
+void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
+                                        const float *restrict e, const float *restrict qbar,
+                                        float *restrict v) {
+  for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qbar[i]);
+}

@@ -173,11 +173,7 @@ static void forward_block(sum_act_job *j, size_t b0, size_t b1, float *v, float 
   size_t C = j->sh.channels, n = (b1 - b0) * C;
   eval_block(&j->t, j->relu && !j->mask_out, b0 * C, n, v);
   if (j->mask_out) { /* the ReLU and its derivative together */
-    uint8_t *restrict mk = j->mask_out + b0 * C;
-    for (size_t i = 0; i < n; i++) {
-      mk[i] = v[i] > 0.0f;
-      v[i] = v[i] > 0.0f ? v[i] : 0.0f;
-    }
+    i8t_kernels()->relu_mask_f32.run(n, v, j->mask_out + b0 * C);
   }
   nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C),
                                              j->out + b0 * C));
@@ -273,12 +269,11 @@ static void masked_gradient(const sum_act_job *j, size_t b0, size_t b1, float *r
   nn_combine_sources(j->srcs, j->ns, j->sh, b0, b1, v);
   if (!j->relu) return;
   if (j->mask) {
-    const uint8_t *restrict mk = j->mask + b0 * j->sh.channels;
-    for (size_t i = 0; i < n; i++) v[i] = mk[i] ? v[i] : 0.0f;
+    i8t_kernels()->mask_u8_f32.run(n, j->mask + b0 * j->sh.channels, v);
     return;
   }
   eval_block(&j->t, 0, b0 * j->sh.channels, n, w);
-  for (size_t i = 0; i < n; i++) v[i] = w[i] > 0.0f ? v[i] : 0.0f;
+  i8t_kernels()->mask_pos_f32.run(n, w, v);
 }
 
 static void absmax_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {

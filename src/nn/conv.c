@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernel_table.h"
 #include "nn_conv.h"
 
 i8t_conv_shape i8t_fc_shape(int batch, int in_features, int out_features) {
@@ -207,11 +208,8 @@ typedef struct fwd_job {
 static void sample_range(const int32_t *y, size_t rows, size_t C, const float *col_scale,
                          size_t ncs, float *lo, float *hi) {
   if (ncs == 1) {
-    int32_t mn = INT32_MAX, mx = INT32_MIN;
-    for (size_t i = 0; i < rows * C; i++) {
-      mn = y[i] < mn ? y[i] : mn;
-      mx = y[i] > mx ? y[i] : mx;
-    }
+    int32_t mn, mx;
+    i8t_kernels()->minmax_s32.run(rows * C, y, &mn, &mx); /* rows * C > 0 */
     float a = (float)mn * col_scale[0], b = (float)mx * col_scale[0];
     *lo = a < b ? a : b;
     *hi = a < b ? b : a;

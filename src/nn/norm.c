@@ -536,13 +536,10 @@ static void u8_reduce_task(void *arg, size_t t, int worker) {
 
 /* Dense part of dx for rows [r0, r0 + n / C): one flat loop. */
 static void dense_block(const u8_bwd_job *j, size_t r0, size_t n, float *restrict v) {
-  const int8_t *restrict g = j->g + r0 * j->C;
-  const float *restrict a = rep(j, REP_A), *restrict b = rep(j, REP_B);
-  for (size_t i = 0; i < n; i++) v[i] = a[i] * (float)g[i] + b[i];
+  const i8t_kernel_table *kt = i8t_kernels();
+  kt->affine_s8_f32.run(n, j->g + r0 * j->C, rep(j, REP_A), rep(j, REP_B), v);
   if (j->range) return;
-  const uint8_t *restrict x = j->x + r0 * j->C;
-  const float *restrict e = rep(j, REP_E), *restrict qb = rep(j, REP_QBAR);
-  for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qb[i]);
+  kt->add_centered_u8_f32.run(n, j->x + r0 * j->C, rep(j, REP_E), rep(j, REP_QBAR), v);
 }
 
 /* One value of the dense part (the routed elements' check). */
