@@ -147,9 +147,12 @@ typedef void (*i8t_colwise_stats_u8_fn)(const uint8_t *x, size_t rows, size_t co
  * flags; -ffp-contract=off keeps every result bit-identical across ISAs. */
 /* v[i] = (float)y[i] * s[i] (requantization of GEMM outputs). */
 typedef void (*i8t_scale_s32_f32_fn)(size_t n, const int32_t *y, const float *s, float *v);
-/* v[i] += sc * (float)p[i] (one gradient source into the sum). */
-typedef void (*i8t_axpy_s32_f32_fn)(size_t n, float sc, const int32_t *p, float *v);
-typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, float *v);
+/* One gradient source into the sum: v[i] = (accumulate ? v[i] : 0.0f) +
+ * sc * (float)p[i], the +0.0f kept (bit-identical to zeroing v first). */
+typedef void (*i8t_axpy_s32_f32_fn)(size_t n, float sc, const int32_t *p, int accumulate,
+                                    float *v);
+typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, int accumulate,
+                                   float *v);
 /* v[i] = m[i] * (float)x[i] + a[i], or v[i] += (that) when accumulate. */
 typedef void (*i8t_affine_u8_f32_fn)(size_t n, const uint8_t *x, const float *m,
                                      const float *a, int accumulate, float *v);

@@ -8,8 +8,10 @@
 
 #define I8T_NN_DECLARE(SFX)                                                                 \
   void i8t_scale_s32_f32__##SFX(size_t n, const int32_t *y, const float *s, float *v);      \
-  void i8t_axpy_s32_f32__##SFX(size_t n, float sc, const int32_t *p, float *v);             \
-  void i8t_axpy_s8_f32__##SFX(size_t n, float sc, const int8_t *p, float *v);               \
+  void i8t_axpy_s32_f32__##SFX(size_t n, float sc, const int32_t *p, int accumulate,        \
+                               float *v);                                                   \
+  void i8t_axpy_s8_f32__##SFX(size_t n, float sc, const int8_t *p, int accumulate,          \
+                              float *v);                                                    \
   void i8t_affine_u8_f32__##SFX(size_t n, const uint8_t *x, const float *m, const float *a, \
                                 int accumulate, float *v);                                  \
   void i8t_bn_lane_sums__##SFX(size_t n, const int8_t *g, const uint8_t *x, int32_t *sg,    \

@@ -282,13 +282,20 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   t->scale_s32_f32.run(n, y, m, v1);
   g->scale_s32_f32.run(n, y, m, v2);
   assert_memory_equal(v1, v2, n * sizeof *v1);
-  adversarial_fill(v1, n, &rng);
-  memcpy(v2, v1, n * sizeof *v1);
-  t->axpy_s32_f32.run(n, 3.7e-5f, y, v1);
-  g->axpy_s32_f32.run(n, 3.7e-5f, y, v2);
-  t->axpy_s8_f32.run(n, -0.013f, q8, v1);
-  g->axpy_s8_f32.run(n, -0.013f, q8, v2);
-  assert_memory_equal(v1, v2, n * sizeof *v1);
+  for (int acc = 0; acc < 2; acc++) {
+    adversarial_fill(v1, n, &rng);
+    memcpy(v2, v1, n * sizeof *v1);
+    t->axpy_s32_f32.run(n, 3.7e-5f, y, acc, v1);
+    g->axpy_s32_f32.run(n, 3.7e-5f, y, acc, v2);
+    assert_memory_equal(v1, v2, n * sizeof *v1);
+    t->axpy_s8_f32.run(n, -0.013f, q8, acc, v1);
+    g->axpy_s8_f32.run(n, -0.013f, q8, acc, v2);
+    assert_memory_equal(v1, v2, n * sizeof *v1);
+    /* a fresh sum is 0 + term: -0 terms (q = 0, negative scale) give +0 */
+    t->axpy_s8_f32.run(n, -0.5f, q8, 0, v1);
+    for (size_t i = 0; i < n; i++)
+      if (q8[i] == 0) assert_false(signbit(v1[i]));
+  }
   for (int acc = 0; acc < 2; acc++) {
     adversarial_fill(v1, n, &rng);
     memcpy(v2, v1, n * sizeof *v1);

@@ -18,14 +18,22 @@ void I8T_NN_FN(i8t_scale_s32_f32)(size_t n, const int32_t *restrict y, const flo
   for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * s[i];
 }
 
-void I8T_NN_FN(i8t_axpy_s32_f32)(size_t n, float sc, const int32_t *restrict p,
+/* 0.0f + t, not t: -0 turns into +0 exactly as after zeroing v (no
+ * -ffast-math, so the compiler keeps the add). */
+#define I8T_NN_AXPY()                                                        \
+  if (accumulate)                                                            \
+    for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];                 \
+  else                                                                       \
+    for (size_t i = 0; i < n; i++) v[i] = 0.0f + sc * (float)p[i];
+
+void I8T_NN_FN(i8t_axpy_s32_f32)(size_t n, float sc, const int32_t *restrict p, int accumulate,
                                  float *restrict v) {
-  for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+  I8T_NN_AXPY()
 }
 
-void I8T_NN_FN(i8t_axpy_s8_f32)(size_t n, float sc, const int8_t *restrict p,
+void I8T_NN_FN(i8t_axpy_s8_f32)(size_t n, float sc, const int8_t *restrict p, int accumulate,
                                 float *restrict v) {
-  for (size_t i = 0; i < n; i++) v[i] += sc * (float)p[i];
+  I8T_NN_AXPY()
 }
 
 /* Two loops, not (accumulate ? v : 0) + t: 0 + (-0) would turn -0 into +0. */

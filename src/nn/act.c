@@ -224,15 +224,17 @@ void nn_combine_sources(const i8t_grad_src *s, int ns, i8t_act_shape sh, size_t 
                         size_t r1, float *restrict v) {
   const size_t C = sh.channels, n = (r1 - r0) * C, first = r0 * C;
   const i8t_kernel_table *kt = i8t_kernels();
-  memset(v, 0, n * sizeof *v);
+  /* A first s32 or s8 source writes v itself (as 0 + term): no zeroing pass. */
+  int fresh = s[0].kind == I8T_GRAD_S32 || s[0].kind == I8T_GRAD_S8;
+  if (!fresh) memset(v, 0, n * sizeof *v);
   for (int k = 0; k < ns; k++) { /* in source order: the same sums every time */
     const float sc = s[k].scale;
     switch (s[k].kind) {
       case I8T_GRAD_S32:
-        kt->axpy_s32_f32.run(n, sc, (const int32_t *)s[k].data + first, v);
+        kt->axpy_s32_f32.run(n, sc, (const int32_t *)s[k].data + first, k > 0, v);
         break;
       case I8T_GRAD_S8:
-        kt->axpy_s8_f32.run(n, sc, (const int8_t *)s[k].data + first, v);
+        kt->axpy_s8_f32.run(n, sc, (const int8_t *)s[k].data + first, k > 0, v);
         break;
       case I8T_GRAD_F32: {
         const float *restrict p = (const float *)s[k].data + first;
