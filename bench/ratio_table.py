@@ -2,7 +2,7 @@
 """Speed-up tables of int8 over fp32 from one int8train_bench JSON run.
 
 Usage: ratio_table.py RUN.json [--impl avx512vnni] [--peer onednn_f32] [--stat best|median]
-                      [--clock real|cpu] [--summary]
+                      [--clock real|cpu] [--summary | --wide]
 
 For every case family of bench_layers.cc / bench_train.cc (conv/<pass>,
 bn, train_step) it pairs each int8 case with its fp32 peer of the same shape
@@ -17,6 +17,8 @@ covers single-threaded cases (t1), where all the work runs on that thread.
 --summary prints one line per case family, network (r8, r18, resnet8) and
 thread count instead: the ratio of summed times (every layer shape of that
 network counted once, so big layers weigh more) and the geometric mean.
+--wide prints one table of speed-ups, a row per shape and thread count and a
+column per convolution pass (and bn).
 """
 import argparse
 import json
@@ -96,6 +98,22 @@ def summary(found, args):
               f"{geomean([b / a for a, b in r]):.2f}x |")
 
 
+def wide(found, args):
+    groups = ["conv/fwd", "conv/bwd_data", "conv/bwd_weights"]
+    cells = defaultdict(dict)
+    for (group, shape, threads), (a, b) in found.items():
+        if group in groups:
+            cells[(shape, threads)][group] = stat(b, args.stat) / stat(a, args.stat)
+    print(f"fp32 ({args.peer}) time / int8 ({args.impl}) time, {args.stat} of the repetitions, "
+          f"{args.clock} time\n")
+    print("| shape | threads | " + " | ".join(g.split("/")[1] for g in groups) + " |")
+    print("|---|---|" + "---|" * len(groups))
+    for (shape, threads) in sorted(cells, key=lambda k: (int(k[1][1:]), k[0])):
+        row = cells[(shape, threads)]
+        print(f"| {shape} | {threads[1:]} | " +
+              " | ".join(f"{row[g]:.2f}x" if g in row else "-" for g in groups) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
@@ -105,12 +123,15 @@ def main():
     ap.add_argument("--clock", choices=("real", "cpu"), default="real",
                     help="wall time (default) or the main thread's CPU time (t1 cases only)")
     ap.add_argument("--summary", action="store_true", help="one line per family and network")
+    ap.add_argument("--wide", action="store_true", help="speed-ups only, a column per pass")
     args = ap.parse_args()
     found = pairs(load(args.run, args.clock), args.impl, args.peer)
     if not found:
         sys.exit(f"ratio_table: no int8 '{args.impl}' / fp32 pairs in {args.run}")
     if args.summary:
         return summary(found, args)
+    if args.wide:
+        return wide(found, args)
     groups = defaultdict(list)
     for key in sorted(found):
         groups[key[0]].append(key)
