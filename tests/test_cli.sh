@@ -88,7 +88,7 @@ if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   # eval reproduces the accuracy the run printed, on the same 200 images.
   expect 0 0 "test accuracy: $acc " eval --checkpoint "$tmp/run.ckpt" --limit-test 200
   # Resuming: options that differ are refused; raising --epochs continues.
-  expect 2 1 "--batch differs from the run" train --resume "$tmp/run.ckpt" --batch 32
+  expect 2 1 "--batch differs from the run" train --resume "$tmp/run.ckpt" --batch 16
   expect 2 1 "--model resnet14 differs" train --resume "$tmp/run.ckpt" --model resnet14
   expect 0 0 "epoch 2/2 " train --resume "$tmp/run.ckpt" --epochs 2 --limit-test 200 \
     --log-json "$tmp/logs/run.jsonl" --model resnet8
