@@ -12,6 +12,7 @@
 
 #include "../quantize_scalar.h"
 #include "../rng.h"
+#include "../generic/generic_kernels.h" /* the portable colwise kernel serves the tail */
 
 #ifndef I8T_X86_ISA
 #error "include an ISA vector header (avx2_vec.h / avx512_vec.h) first"
@@ -182,19 +183,7 @@ void I8T_X86_NAME(i8t_colwise_stats_u8)(const uint8_t *x, size_t rows, size_t co
   const size_t block = 4 * I8T_VLANES;
   size_t c = 0;
   for (; c + block <= cols; c += block) colwise_block(x + c, rows, ld, min + c, max + c, sum + c);
-  /* Remaining columns: the generic rule, row by row over the tail only. */
-  for (size_t t = c; t < cols; t++) {
-    min[t] = 255;
-    max[t] = 0;
-    sum[t] = 0;
-  }
-  for (size_t r = 0; r < rows && c < cols; r++) {
-    const uint8_t *row = x + r * ld;
-    for (size_t t = c; t < cols; t++) {
-      uint8_t v = row[t];
-      min[t] = v < min[t] ? v : min[t];
-      max[t] = v > max[t] ? v : max[t];
-      sum[t] += v;
-    }
-  }
+  /* Remaining columns (fewer than one vector): the portable kernel, which
+   * keeps its running values local and stores them once. */
+  if (c < cols) i8t_colwise_stats_u8__generic(x + c, rows, cols - c, ld, min + c, max + c, sum + c);
 }
