@@ -25,27 +25,9 @@ static int setup_dir(void **state) {
   return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-/* Removes the directory's files (one level of subdirectories). */
-static void remove_tree(const char *path) {
-  DIR *d = opendir(path);
-  if (!d) {
-    unlink(path);
-    return;
-  }
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char child[1024];
-    snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-    remove_tree(child);
-  }
-  closedir(d);
-  rmdir(path);
-}
-
 static int teardown_dir(void **state) {
   (void)state;
-  remove_tree(tmpdir);
+  test_remove_tree(tmpdir);
   return 0;
 }
 

@@ -1,7 +1,10 @@
 /* Shared helpers for the cmocka tests. */
 #include "test_util.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 uint64_t test_rand(uint64_t *s) {
   uint64_t x = *s;
@@ -27,4 +30,21 @@ void test_select_isa_or_skip(i8t_isa isa) {
     skip();
   }
   assert_int_equal(i8t_isa_select(isa), I8T_OK);
+}
+
+void test_remove_tree(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) {
+    unlink(path);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char child[1024];
+    snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+    test_remove_tree(child);
+  }
+  closedir(d);
+  rmdir(path);
 }

@@ -15,6 +15,9 @@ uint64_t test_rand(uint64_t *state);
 int32_t test_rand_range(uint64_t *state, int32_t lo, int32_t hi); /* inclusive */
 float test_rand_float(uint64_t *state, float lo, float hi);
 
+/* Removes a file, or a directory and everything under it (test scratch dirs). */
+void test_remove_tree(const char *path);
+
 /* Selects `isa` for the test, or skips the test (visibly) if the CPU or the
  * build cannot run it. */
 void test_select_isa_or_skip(i8t_isa isa);
