@@ -448,10 +448,14 @@ static void *u8_red_alloc(u8_red *r, size_t n) {
  * + e (q - qbar) + routing, and the s8 operand's column scales. */
 enum { REP_A, REP_B, REP_E, REP_QBAR, REP_COL, REP_COUNT };
 
+/* Values per group of the backward reductions' lanes (see segment_sums). */
+enum { RED_LANES = 512 };
+
 typedef struct u8_bwd_job {
   const uint8_t *x;
   const int8_t *g;
-  size_t C, rows, sub; /* sub: rows per block */
+  size_t C, rows, sub; /* sub: rows per block of the dense pass */
+  size_t red_rows;      /* rows per group of the reductions' lanes */
   const segments *sg;
   u8_red red;
   int range;
@@ -460,7 +464,7 @@ typedef struct u8_bwd_job {
   const uint32_t *amin, *amax; /* [chunks x C] rows of the chunk extremes */
   float *cmax_abs;             /* evaluation pass: per segment per channel |dx| max */
   /* quantize pass */
-  size_t rows_per_task;
+  size_t rows_per_task, blocks_per_task;
   i8t_grad_out *out;
   i8t_qparams p8, p16;
   int want_s8, want_s16, s16_from_s8;
@@ -472,56 +476,58 @@ static const float *rep(const u8_bwd_job *j, int which) {
   return j->rep + (size_t)which * j->sub * j->C;
 }
 
-/* Sums over one segment in lanes of sub * C (one long loop per block of
- * rows), folded into channels at the end. */
+/* Sums over one segment in lanes of red_rows * C values (one long loop per
+ * group of rows), folded into channels at the end. The lanes are few (about
+ * RED_LANES values): folding them is scalar work per segment, which lanes as
+ * long as a dense block (2048) made as costly as the pass itself at C = 512. */
 static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
-  const size_t C = j->C, L = j->sub * C;
+  const size_t C = j->C, L = j->red_rows * C;
   int32_t *sg = nn_scratch(j->ws, worker, NN_SLOT_D), *sgq = sg + L;
   uint32_t *sq = (uint32_t *)(sgq + L);
   int8_t *gmin = (int8_t *)(sq + L), *gmax = gmin + L;
   for (size_t i = 0; i < L; i++) sg[i] = sgq[i] = 0, sq[i] = 0, gmin[i] = 127, gmax[i] = -127;
-  /* The lanes (one long loop per block of rows) on the kernel table's ISA. */
+  /* The lanes (one long loop per group of rows) on the kernel table's ISA. */
   i8t_bn_lane_sums_fn sums = i8t_kernels()->bn_lane_sums.run;
-  for (size_t r = s->lo; r < s->hi; r += j->sub)
-    sums((I8T_MIN(s->hi, r + j->sub) - r) * C, j->g + r * C, j->x + r * C, sg, sgq, sq, gmin,
-         gmax);
-  for (size_t c = 0; c < C; c++) {
-    j->red.sg[o + c] = j->red.sgq[o + c] = 0;
-    j->red.sq[o + c] = 0;
-    j->red.gmin[o + c] = 127, j->red.gmax[o + c] = -127;
-  }
-  for (size_t r = 0; r < j->sub; r++) /* fold the lanes, row by row (no modulo) */
+  for (size_t r = s->lo; r < s->hi; r += j->red_rows)
+    sums((I8T_MIN(s->hi, r + j->red_rows) - r) * C, j->g + r * C, j->x + r * C, sg, sgq, sq,
+         gmin, gmax);
+  int32_t *osg = j->red.sg + o, *osgq = j->red.sgq + o;
+  uint32_t *osq = j->red.sq + o;
+  int8_t *ogmin = j->red.gmin + o, *ogmax = j->red.gmax + o;
+  for (size_t c = 0; c < C; c++) osg[c] = osgq[c] = 0, osq[c] = 0, ogmin[c] = 127, ogmax[c] = -127;
+  size_t lanes_rows = I8T_MIN(j->red_rows, s->hi - s->lo); /* the others saw nothing */
+  for (size_t r = 0; r < lanes_rows; r++) /* fold the lanes, row by row (no modulo) */
     for (size_t c = 0; c < C; c++) {
       size_t i = r * C + c;
-      j->red.sg[o + c] += sg[i], j->red.sgq[o + c] += sgq[i], j->red.sq[o + c] += sq[i];
-      j->red.gmin[o + c] = gmin[i] < j->red.gmin[o + c] ? gmin[i] : j->red.gmin[o + c];
-      j->red.gmax[o + c] = gmax[i] > j->red.gmax[o + c] ? gmax[i] : j->red.gmax[o + c];
+      osg[c] += sg[i], osgq[c] += sgq[i], osq[c] += sq[i];
+      ogmin[c] = gmin[i] < ogmin[c] ? gmin[i] : ogmin[c];
+      ogmax[c] = gmax[i] > ogmax[c] ? gmax[i] : ogmax[c];
     }
 }
 
 /* The segment's extremes per channel and the first row holding each: lanes
- * folded with the row order (block, then the lane's row in the block). */
+ * folded with the row order (group, then the lane's row in the group). */
 static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
-  const size_t C = j->C, L = j->sub * C;
+  const size_t C = j->C, L = j->red_rows * C, R = j->red_rows;
   uint8_t *mn = (uint8_t *)nn_scratch(j->ws, worker, NN_SLOT_D) + 14 * L, *mx = mn + L;
-  uint16_t *amn = (uint16_t *)(mx + L), *amx = amn + L; /* 32768 rows: < 2^16 blocks */
+  uint16_t *amn = (uint16_t *)(mx + L), *amx = amn + L; /* 32768 rows: < 2^16 groups */
   memset(mn, 255, L), memset(mx, 0, L);
   memset(amn, 0, L * sizeof *amn), memset(amx, 0, L * sizeof *amx);
   uint16_t b = 0;
-  /* Per lane the min and max of x and the first block (index b) holding
+  /* Per lane the min and max of x and the first group (index b) holding
    * each (kernel table, like the sums). */
   i8t_bn_lane_extremes_fn extremes = i8t_kernels()->bn_lane_extremes.run;
-  for (size_t r = s->lo; r < s->hi; r += j->sub, b++)
-    extremes((I8T_MIN(s->hi, r + j->sub) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
-  size_t lanes_rows = I8T_MIN(j->sub, s->hi - s->lo); /* lanes past a short segment saw nothing */
+  for (size_t r = s->lo; r < s->hi; r += R, b++)
+    extremes((I8T_MIN(s->hi, r + R) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
+  size_t lanes_rows = I8T_MIN(R, s->hi - s->lo); /* lanes past a short segment saw nothing */
   uint8_t *vmn = j->red.xmin + o, *vmx = j->red.xmax + o;
   uint32_t *rmn = j->red.amin + o, *rmx = j->red.amax + o;
   for (size_t c = 0; c < C; c++) vmn[c] = 255, vmx[c] = 0, rmn[c] = rmx[c] = UINT32_MAX;
   for (size_t lr = 0; lr < lanes_rows; lr++)
     for (size_t c = 0; c < C; c++) {
       size_t i = lr * C + c;
-      uint32_t rn = (uint32_t)(s->lo + (size_t)amn[i] * j->sub + lr);
-      uint32_t rx = (uint32_t)(s->lo + (size_t)amx[i] * j->sub + lr);
+      uint32_t rn = (uint32_t)(s->lo + (size_t)amn[i] * R + lr);
+      uint32_t rx = (uint32_t)(s->lo + (size_t)amx[i] * R + lr);
       if (mn[i] < vmn[c] || (mn[i] == vmn[c] && rn < rmn[c])) vmn[c] = mn[i], rmn[c] = rn;
       if (mx[i] > vmx[c] || (mx[i] == vmx[c] && rx < rmx[c])) vmx[c] = mx[i], rmx[c] = rx;
     }
@@ -569,18 +575,49 @@ static void u8_absmax_task(void *arg, size_t t, int worker) {
   for (size_t i = 0; i < j->sub * C; i++) m[i % C] = mrep[i] > m[i % C] || mrep[i] != mrep[i] ? mrep[i] : m[i % C];
 }
 
-/* Adds the routed Range BN terms that fall in rows [r0, r1) to v (rows r0..). */
-static void add_routes(const u8_bwd_job *j, size_t r0, size_t r1, float *v) {
-  if (!j->route) return;
-  for (size_t k = 0; k < j->sg->chunks; k++) {
-    size_t lo = chunk_lo(k, j->rows, j->sg->chunks), hi = chunk_lo(k + 1, j->rows, j->sg->chunks);
-    if (hi <= r0 || lo >= r1) continue;
-    for (size_t c = 0; c < j->C; c++) {
-      uint32_t mx = j->amax[k * j->C + c], mn = j->amin[k * j->C + c];
-      if (mx >= r0 && mx < r1) v[(mx - r0) * j->C + c] += j->route[c];
-      if (mn >= r0 && mn < r1) v[(mn - r0) * j->C + c] -= j->route[c];
-    }
+/* A routed Range BN term: dx[at] += d. */
+typedef struct route_term {
+  size_t at;
+  float d;
+} route_term;
+
+/* Calls visit(t, row, c, +-route) for every routed term in rows [r0, r1), in
+ * the order (chunk, channel, the max then the min). */
+#define FOR_TASK_ROUTES(j, r0, r1, VISIT)                                                    \
+  for (size_t k = 0; k < (j)->sg->chunks; k++) {                                              \
+    size_t lo_ = chunk_lo(k, (j)->rows, (j)->sg->chunks);                                     \
+    size_t hi_ = chunk_lo(k + 1, (j)->rows, (j)->sg->chunks);                                 \
+    if (hi_ <= (r0) || lo_ >= (r1)) continue;                                                 \
+    for (size_t c = 0; c < (j)->C; c++) {                                                     \
+      size_t mx_ = (j)->amax[k * (j)->C + c], mn_ = (j)->amin[k * (j)->C + c];                \
+      if (mx_ >= (r0) && mx_ < (r1)) VISIT(mx_, c, (j)->route[c]);                            \
+      if (mn_ >= (r0) && mn_ < (r1)) VISIT(mn_, c, -(j)->route[c]);                           \
+    }                                                                                         \
   }
+
+/* The routed terms of the task's rows [r0, r1) sorted (stably) by block of
+ * sub rows: block b's terms are t[end[b - 1] .. end[b]) (end[-1] = 0). One
+ * pass over the chunk extremes per task, not one per block: at C = 512 the
+ * per-block scan cost a third of the backward. */
+static void task_routes(const u8_bwd_job *j, size_t r0, size_t r1, size_t *end, route_term *t) {
+  size_t nb = (r1 - r0 + j->sub - 1) / j->sub;
+  for (size_t b = 0; b <= nb; b++) end[b] = 0;
+#define COUNT_TERM(row, c, d) end[((row) - r0) / j->sub + 1]++
+  FOR_TASK_ROUTES(j, r0, r1, COUNT_TERM)
+#undef COUNT_TERM
+  for (size_t b = 1; b <= nb; b++) end[b] += end[b - 1]; /* end[b] = start of block b */
+#define PLACE_TERM(row, c, dv) \
+  t[end[((row) - r0) / j->sub]++] = (route_term){(row) * j->C + (c), (dv)}
+  FOR_TASK_ROUTES(j, r0, r1, PLACE_TERM)
+#undef PLACE_TERM
+}
+
+/* Most routed terms one task can see (scratch size): 2 per channel of every
+ * chunk that overlaps its rows. */
+static size_t max_task_routes(size_t rows, size_t chunks, size_t rows_per_task, size_t C) {
+  size_t shortest = rows / chunks; /* >= 2 (i8t_range_bn_chunks) */
+  size_t overlap = I8T_MIN(chunks, rows_per_task / (shortest ? shortest : 1) + 2);
+  return 2 * C * overlap;
 }
 
 static void u8_quantize_task(void *arg, size_t t, int worker) {
@@ -589,11 +626,17 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
   size_t r0 = t * j->rows_per_task, r1 = I8T_MIN(j->rows, r0 + j->rows_per_task);
   float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
   float *w = v + j->sub * C;
+  size_t *route_end = (size_t *)(w + j->sub * C) + 1; /* route_end[-1] = 0 */
+  route_term *rt = (route_term *)(route_end + j->blocks_per_task + 1);
+  route_end[-1] = 0;
+  if (j->route) task_routes(j, r0, r1, route_end, rt);
   i8t_grad_out *o = j->out;
-  for (size_t b0 = r0; b0 < r1; b0 += j->sub) {
+  for (size_t b0 = r0, blk = 0; b0 < r1; b0 += j->sub, blk++) {
     size_t b1 = I8T_MIN(r1, b0 + j->sub), n = (b1 - b0) * C, first = b0 * C;
     dense_block(j, b0, n, v);
-    add_routes(j, b0, b1, v);
+    if (j->route)
+      for (size_t i = route_end[(ptrdiff_t)blk - 1]; i < route_end[blk]; i++)
+        v[rt[i].at - first] += rt[i].d;
     i8t_status st = I8T_OK;
     if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
     if (j->want_s8) {
@@ -658,7 +701,8 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
   }
-  u8_bwd_job j = {.x = x, .g = dy, .C = C, .rows = rows, .sub = sub, .sg = &sg, .red = red,
+  u8_bwd_job j = {.x = x, .g = dy, .C = C, .rows = rows, .sub = sub,
+                  .red_rows = C >= RED_LANES ? 1 : RED_LANES / C, .sg = &sg, .red = red,
                   .range = range, .rep = reps, .out = out, .ws = ws};
   nn_errors_init(&j.err);
   i8t_parallel_for(ws->ctx, sg.count, u8_reduce_task, &j);
@@ -749,6 +793,12 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   out->s8_scale = j.p8.scale;
   out->s16_scale = j.s16_from_s8 ? j.p8.scale : j.p16.scale;
   j.rows_per_task = nn_rows_per_task(rows, C);
+  j.blocks_per_task = (j.rows_per_task + sub - 1) / sub;
+  /* Slot D for the quantize pass: two float blocks, the route buckets and
+   * the routed terms (8-byte aligned: the two blocks take 8 * sub * C bytes). */
+  size_t qbytes = 2 * sub * C * sizeof(float) + (j.blocks_per_task + 2) * sizeof(size_t) +
+                  max_task_routes(rows, sg.chunks, j.rows_per_task, C) * sizeof(route_term) + 64;
+  if ((st = nn_reserve(ws, NN_SLOT_D, qbytes))) goto done;
   i8t_parallel_for(ws->ctx, nn_task_count(rows, j.rows_per_task), u8_quantize_task, &j);
   st = nn_errors_get(&j.err);
 done:
