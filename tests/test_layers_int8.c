@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "int8train/layers.h"
+#include "isa_list.h"
+#include "nn/nn_conv.h"
 #include "test_util.h"
 
 static i8t_context *test_ctx; /* the context of the last ws_make(threads > 1) */
@@ -68,9 +70,16 @@ static void conv_ref_int(const i8t_conv_shape *s, const uint8_t *x, int zp, cons
         }
 }
 
-static void check_conv_exact(i8t_conv_shape s, int threads) {
-  i8t_workspace *ws = ws_make(threads);
-  uint64_t seed = 1000 + (uint64_t)s.kernel * 10 + (uint64_t)s.stride + (uint64_t)threads;
+/* The int8 passes' layouts (nn_conv.h's test hook): by shape, batched in
+ * chunks of the default size, batched one sample per chunk (chunk bytes 1),
+ * one block of samples per task. */
+static const struct {
+  int layout;
+  size_t chunk_bytes;
+} conv_layouts[] = {{0, 0}, {1, 0}, {1, 1}, {2, 0}};
+
+static void check_conv_exact(i8t_conv_shape s) {
+  uint64_t seed = 1000 + (uint64_t)s.kernel * 10 + (uint64_t)s.stride + (uint64_t)s.out_c;
   size_t nx = (size_t)s.batch * s.in_h * s.in_w * s.in_c, K = i8t_conv_k(&s);
   size_t nw = (size_t)s.out_c * K;
   size_t ny = (size_t)s.batch * i8t_conv_out_h(&s) * i8t_conv_out_w(&s) * s.out_c;
@@ -79,6 +88,7 @@ static void check_conv_exact(i8t_conv_shape s, int threads) {
   int16_t *dy16 = malloc(ny * 2);
   int32_t *y = malloc(ny * 4), *dx = malloc(nx * 4);
   int64_t *dw = malloc(nw * 8), *ry = malloc(ny * 8), *rdx = malloc(nx * 8), *rdw = malloc(nw * 8);
+  float *smin = malloc((size_t)s.batch * sizeof *smin), *smax = malloc((size_t)s.batch * sizeof *smax);
   /* Extremes included: 0 / 255 activations, +-127 weights, +-32767 errors. */
   for (size_t i = 0; i < nx; i++) x[i] = (uint8_t)(i % 17 == 0 ? 255 : test_rand_range(&seed, 0, 255));
   for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(i % 13 == 0 ? -127 : test_rand_range(&seed, -127, 127));
@@ -87,43 +97,61 @@ static void check_conv_exact(i8t_conv_shape s, int threads) {
     dy16[i] = (int16_t)(i % 11 == 0 ? -32767 : test_rand_range(&seed, -32767, 32767));
   }
   int zp = 37;
-  float col_scale = 0.5f, smin[64], smax[64];
-  assert_int_equal(i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, &col_scale, 1, smin, smax),
-                   I8T_OK);
-  assert_int_equal(i8t_conv2d_backward_data_s8(ws, &s, dy8, w, dx), I8T_OK);
-  assert_int_equal(i8t_conv2d_backward_weights_s16(ws, &s, dy16, x, (uint8_t)zp, dw), I8T_OK);
+  float col_scale = 0.5f;
   conv_ref_int(&s, x, zp, w, ry, dy8, rdx, dy16, rdw);
-  for (size_t i = 0; i < ny; i++) assert_true(y[i] == ry[i]);
-  for (size_t i = 0; i < nx; i++) assert_true(dx[i] == rdx[i]);
-  for (size_t i = 0; i < nw; i++) assert_true(dw[i] == rdw[i]);
   size_t per = ny / (size_t)s.batch;
-  for (int n = 0; n < s.batch; n++) {
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    for (size_t i = 0; i < per; i++) {
-      lo = ry[n * per + i] < lo ? ry[n * per + i] : lo;
-      hi = ry[n * per + i] > hi ? ry[n * per + i] : hi;
+  for (int threads = 1; threads <= 3; threads++) {
+    i8t_workspace *ws = ws_make(threads);
+    for (size_t l = 0; l < sizeof conv_layouts / sizeof conv_layouts[0]; l++) {
+      i8t_conv_layout_for_tests(conv_layouts[l].layout, conv_layouts[l].chunk_bytes);
+      memset(y, 0x55, ny * 4), memset(dx, 0x55, nx * 4), memset(dw, 0x55, nw * 8);
+      assert_int_equal(i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, &col_scale, 1, smin, smax),
+                       I8T_OK);
+      assert_int_equal(i8t_conv2d_backward_data_s8(ws, &s, dy8, w, dx), I8T_OK);
+      assert_int_equal(i8t_conv2d_backward_weights_s16(ws, &s, dy16, x, (uint8_t)zp, dw), I8T_OK);
+      for (size_t i = 0; i < ny; i++) assert_true(y[i] == ry[i]);
+      for (size_t i = 0; i < nx; i++) assert_true(dx[i] == rdx[i]);
+      for (size_t i = 0; i < nw; i++) assert_true(dw[i] == rdw[i]);
+      for (int n = 0; n < s.batch; n++) {
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        for (size_t i = 0; i < per; i++) {
+          lo = ry[n * per + i] < lo ? ry[n * per + i] : lo;
+          hi = ry[n * per + i] > hi ? ry[n * per + i] : hi;
+        }
+        assert_true(smin[n] == 0.5f * (float)lo && smax[n] == 0.5f * (float)hi);
+      }
     }
-    assert_true(smin[n] == 0.5f * (float)lo && smax[n] == 0.5f * (float)hi);
+    i8t_conv_layout_for_tests(0, 0);
+    ws_free(ws, test_ctx);
   }
   free(x), free(w), free(dy8), free(dy16), free(y), free(dx), free(dw), free(ry), free(rdx), free(rdw);
-  ws_free(ws, test_ctx);
+  free(smin), free(smax);
 }
 
-static void test_conv_int8_exact(void **state) {
-  (void)state;
+/* Every layout at 1-3 threads on the edge shapes: stride 2 with and without
+ * padding, 1x1 at stride 1 (the input is the column matrix) and 2, batch 1,
+ * one input channel, channel counts off the 32-column panels (below, above,
+ * several flip blocks of the grad input's weights) and on them (K a multiple
+ * of 32: the weight gradient's GEMM writes dw directly). */
+static void check_conv_shapes(void) {
   const i8t_conv_shape shapes[] = {
-      {3, 7, 6, 3, 5, 3, 2, 1}, {2, 5, 5, 16, 8, 3, 1, 1}, {4, 4, 4, 6, 3, 1, 1, 0},
-      {2, 6, 6, 4, 8, 1, 2, 0}, {1, 8, 8, 1, 4, 3, 1, 1},
+      {3, 7, 6, 3, 5, 3, 2, 1},  {2, 5, 5, 16, 8, 3, 1, 1}, {4, 4, 4, 6, 3, 1, 1, 0},
+      {2, 6, 6, 4, 8, 1, 2, 0},  {1, 8, 8, 1, 4, 3, 1, 1},  {2, 7, 7, 4, 8, 3, 2, 0},
+      {2, 5, 5, 8, 40, 3, 1, 1}, {2, 4, 4, 33, 32, 3, 1, 1}, {2, 4, 4, 32, 64, 3, 1, 1},
+      {1, 3, 3, 70, 70, 3, 1, 1}, {20, 6, 6, 8, 8, 3, 1, 1},
   };
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv_exact(shapes[i], 1);
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv_exact(shapes[i]);
 }
 
-/* The same result on a 2-worker context (tasks split by shape only). */
-static void test_conv_int8_threads(void **state) {
-  (void)state;
-  i8t_conv_shape s = {20, 6, 6, 8, 8, 3, 1, 1};
-  check_conv_exact(s, 2);
-}
+#define DEFINE_CONV_ISA_TEST(name, isa)                   \
+  static void test_conv_int8_exact_##name(void **state) { \
+    i8t_isa before = i8t_isa_selected();                  \
+    (void)state;                                          \
+    test_select_isa_or_skip(isa);                         \
+    check_conv_shapes();                                  \
+    assert_int_equal(i8t_isa_select(before), I8T_OK);     \
+  }
+I8T_TEST_ISAS(DEFINE_CONV_ISA_TEST)
 
 /* ------------------------------------------------------------------------ */
 /* int8 close to fp32 on the unquantized tensors                            */
@@ -434,10 +462,11 @@ static void test_avgpool_u8(void **state) {
   for (int i = 0; i < 6; i++) assert_true(fabsf(y[i] - yf[i]) < 1e-5f);
 }
 
+#define LIST_CONV_ISA_TEST(name, isa) cmocka_unit_test(test_conv_int8_exact_##name),
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_conv_int8_exact),
-      cmocka_unit_test(test_conv_int8_threads),
+      I8T_TEST_ISAS(LIST_CONV_ISA_TEST)
       cmocka_unit_test(test_conv_int8_close_to_fp32),
       cmocka_unit_test(test_fc_int8),
       cmocka_unit_test(test_sum_act),

@@ -188,6 +188,82 @@ DEFINE_COL2IM(nn_col2im_s32, int32_t)
 DEFINE_COL2IM(nn_col2im_f32, float)
 
 /* ------------------------------------------------------------------------ */
+/* Blocks of samples, per task or batched                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Every pass handles blocks of samples: columns (im2col), one GEMM, then a
+ * per-sample finish. Usually each block is a pool task (its GEMM runs on that
+ * worker, the column block stays in its cache). A block of few output rows
+ * (small images) makes a poor GEMM, though: it re-packs all the weights and,
+ * in the int8 GEMMs, re-sums their columns, for little work, and in the
+ * weight gradient each block adds a whole int64 partial gradient. Below these
+ * many rows per block a pass runs "batched": chunks of many samples one after
+ * the other, each chunk's columns built by parallel tasks, then one GEMM over
+ * the chunk that is parallel over its output tiles (in the weight gradient
+ * each output tile runs the chunk's whole reduction). The same block code
+ * serves both: a parallel loop called from inside a task runs inline. */
+#define NN_BATCHED_ROWS 384
+#define NN_BATCHED_ROWS_WGRAD 1024
+/* Chunk buffers (columns, padded outputs) of a batched pass, in bytes. */
+#define NN_CHUNK_BYTES ((size_t)8 << 20)
+
+static size_t test_chunk_bytes; /* test overrides, see nn_conv.h */
+static int test_layout;
+
+void i8t_conv_layout_for_tests(int layout, size_t chunk_bytes) {
+  test_layout = layout;
+  test_chunk_bytes = chunk_bytes;
+}
+
+/* Whether a pass whose blocks have `rows` output rows runs batched. */
+static int run_batched(size_t rows, size_t threshold) {
+  return test_layout ? test_layout == 1 : rows < threshold;
+}
+
+/* Samples per chunk when a chunk needs `row_bytes` of buffers per output row. */
+static size_t chunk_samples(const nn_conv_geom *g, size_t row_bytes) {
+  size_t per_sample = I8T_MAX((size_t)1, g->out_rows * row_bytes);
+  size_t n = (test_chunk_bytes ? test_chunk_bytes : NN_CHUNK_BYTES) / per_sample;
+  return I8T_MAX((size_t)1, I8T_MIN(n, (size_t)g->s.batch));
+}
+
+/* Regions of the workspace's shared buffer (read-only or split between tasks
+ * during a pass): ptrs[i] gets sizes[i] bytes (NULL for 0), 64-byte aligned. */
+static i8t_status shared_regions(i8t_workspace *ws, size_t n, const size_t *sizes, void **ptrs) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += I8T_ROUND_UP(sizes[i], 64);
+  char *base = nn_shared_bytes(ws, I8T_MAX(total, (size_t)64));
+  if (!base) return I8T_ERR_NO_MEMORY;
+  for (size_t i = 0; i < n; i++) {
+    ptrs[i] = sizes[i] ? base : NULL;
+    base += I8T_ROUND_UP(sizes[i], 64);
+  }
+  return I8T_OK;
+}
+
+typedef struct im2col_job {
+  const nn_conv_geom *g;
+  const void *x;
+  unsigned char pad;
+  size_t n0, ld;
+  unsigned char *cols;
+} im2col_job;
+
+static void im2col_task(void *arg, size_t task, int worker) {
+  const im2col_job *j = arg;
+  (void)worker;
+  nn_im2col(j->g, j->x, 1, j->pad, j->n0 + task, j->n0 + task + 1,
+            j->cols + task * j->g->out_rows * j->ld, j->ld);
+}
+
+/* Byte columns of samples [n0, n1), one task per sample. */
+static void im2col_samples(i8t_context *ctx, const nn_conv_geom *g, const void *x,
+                           unsigned char pad, size_t n0, size_t n1, void *cols, size_t ld) {
+  im2col_job j = {g, x, pad, n0, ld, cols};
+  i8t_parallel_for(ctx, n1 - n0, im2col_task, &j);
+}
+
+/* ------------------------------------------------------------------------ */
 /* int8 forward                                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -196,7 +272,7 @@ typedef struct fwd_job {
   i8t_workspace *ws;
   const uint8_t *x;
   uint8_t zp;
-  const int8_t *w;
+  const int8_t *w; /* [Cp x K], rows past out_c zero */
   int32_t *y;
   const float *col_scale;
   size_t ncs;
@@ -228,31 +304,50 @@ static void sample_range(const int32_t *y, size_t rows, size_t C, const float *c
   *hi = mx;
 }
 
-static void forward_task(void *arg, size_t task, int worker) {
-  fwd_job *j = arg;
+/* The finish of one block: its GEMM output `out` (rows Cp apart, sample n0
+ * first) to y, and the per-sample ranges. */
+typedef struct fwd_finish {
+  fwd_job *j;
+  size_t n0;
+  const int32_t *out;
+} fwd_finish;
+
+static void forward_finish_task(void *arg, size_t task, int worker) {
+  const fwd_finish *f = arg;
+  const fwd_job *j = f->j;
   const nn_conv_geom *g = &j->g;
-  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
-  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c;
+  size_t n = f->n0 + task, C = (size_t)g->s.out_c, Cp = padded(C);
+  int32_t *y = j->y + n * g->out_rows * C;
+  (void)worker;
+  if (Cp != C) copy_columns_s32(f->out + task * g->out_rows * Cp, g->out_rows, Cp, C, y);
+  if (j->smin) sample_range(y, g->out_rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
+}
+
+/* Samples [n0, n1): cols holds their columns, out their padded output (both
+ * unused when not needed). */
+static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols, int32_t *out) {
+  const nn_conv_geom *g = &j->g;
+  i8t_context *ctx = j->ws->ctx;
+  size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c, Cp = padded(C);
   const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
   if (!g->direct) {
-    uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols, g->K);
+    im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, g->K);
     a = cols;
   }
-  /* j->w: [Cp x K], rows past C zero; Cp = C when C fills whole panels. */
-  size_t Cp = padded(C);
-  int32_t *out = Cp == C ? j->y + r0 * C : nn_scratch(j->ws, worker, NN_SLOT_C);
+  if (Cp == C) out = j->y + n0 * g->out_rows * C;
   i8t_matrix A = {a, g->K, 1}, B = {j->w, 1, g->K};
-  i8t_status st = i8t_gemm_u8s8s32(j->ws->ctx, m, Cp, g->K, A, j->zp, B, out, Cp);
-  if (st) {
-    nn_errors_set(&j->err, st);
-    return;
-  }
-  if (Cp != C) copy_columns_s32(out, m, Cp, C, j->y + r0 * C);
-  if (!j->smin) return;
-  for (size_t n = n0; n < n1; n++)
-    sample_range(j->y + n * g->out_rows * C, g->out_rows, C, j->col_scale, j->ncs,
-                 &j->smin[n], &j->smax[n]);
+  i8t_status st = i8t_gemm_u8s8s32(ctx, m, Cp, g->K, A, j->zp, B, out, Cp);
+  if (st || (Cp == C && !j->smin)) return st;
+  fwd_finish f = {j, n0, out};
+  i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);
+  return I8T_OK;
+}
+
+static void forward_task(void *arg, size_t task, int worker) {
+  fwd_job *j = arg;
+  size_t n0 = task * j->g.spt, n1 = I8T_MIN(n0 + j->g.spt, (size_t)j->g.s.batch);
+  nn_errors_set(&j->err, forward_block(j, n0, n1, nn_scratch(j->ws, worker, NN_SLOT_A),
+                                       nn_scratch(j->ws, worker, NN_SLOT_C)));
 }
 
 i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
@@ -272,17 +367,29 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                .col_scale = col_scale, .ncs = col_scale_count, .smin = sample_min,
                .smax = sample_max};
   nn_errors_init(&j.err);
-  size_t Co = (size_t)s->out_c, Cp = padded(Co), rows = j.g.spt * j.g.out_rows;
-  if (!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, rows * j.g.K))) return st;
-  if (Cp != Co) {
-    int8_t *wp = nn_shared_bytes(ws, Cp * j.g.K);
-    if (!wp || (st = nn_reserve(ws, NN_SLOT_C, rows * Cp * sizeof(int32_t))))
-      return wp ? st : I8T_ERR_NO_MEMORY;
-    memcpy(wp, w, Co * j.g.K);
-    memset(wp + Co * j.g.K, 0, (Cp - Co) * j.g.K);
-    j.w = wp;
+  const nn_conv_geom *g = &j.g;
+  size_t Co = (size_t)s->out_c, Cp = padded(Co), K = g->K;
+  size_t col_bytes = g->direct ? 0 : K, out_bytes = Cp != Co ? Cp * sizeof(int32_t) : 0;
+  int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
+  size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
+  void *buf[3];
+  size_t sizes[3] = {Cp != Co ? Cp * K : 0, rows * col_bytes, rows * out_bytes};
+  if ((st = shared_regions(ws, 3, sizes, buf))) return st;
+  if (buf[0]) {
+    memcpy(buf[0], w, Co * K);
+    memset((int8_t *)buf[0] + Co * K, 0, (Cp - Co) * K);
+    j.w = buf[0];
   }
-  i8t_parallel_for(ws->ctx, j.g.tasks, forward_task, &j);
+  if (batched) {
+    for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)
+      st = forward_block(&j, n0, I8T_MIN(n0 + spc, (size_t)s->batch), buf[1], buf[2]);
+    return st;
+  }
+  rows = g->spt * g->out_rows;
+  if ((col_bytes && (st = nn_reserve(ws, NN_SLOT_A, rows * col_bytes))) ||
+      (out_bytes && (st = nn_reserve(ws, NN_SLOT_C, rows * out_bytes))))
+    return st;
+  i8t_parallel_for(ws->ctx, g->tasks, forward_task, &j);
   return nn_errors_get(&j.err);
 }
 
@@ -305,53 +412,106 @@ typedef struct bwd_data_job {
   nn_errors err;
 } bwd_data_job;
 
-/* wt [in_c x k*k*out_c]: the weights flipped and transposed. */
-static void flip_weights(const i8t_conv_shape *s, const int8_t *w, int8_t *wt) {
-  size_t k = (size_t)s->kernel, Ci = (size_t)s->in_c, Co = (size_t)s->out_c, K = k * k * Ci;
-  size_t Kt = k * k * Co;
-  for (size_t co = 0; co < Co; co++)
-    for (size_t ky = 0; ky < k; ky++)
-      for (size_t kx = 0; kx < k; kx++)
-        for (size_t ci = 0; ci < Ci; ci++)
-          wt[ci * Kt + ((k - 1 - ky) * k + (k - 1 - kx)) * Co + co] = w[co * K + (ky * k + kx) * Ci + ci];
+/* The transposed convolution's weights wt [Cip x k*k*Co]: row ci holds, for
+ * each tap of the flipped kernel and each co, w[co][tap][ci]; rows past Ci
+ * are zero. Each task writes FLIP_ROWS rows of wt, transposing Co x FLIP_ROWS
+ * tiles of every tap (the scalar scatter of one element at a time, a wt row
+ * apart, cost as much as the GEMM at 7x7x512). */
+#define FLIP_ROWS 32
+#define FLIP_COLS 64
+typedef struct flip_job {
+  const i8t_conv_shape *s;
+  const int8_t *w;
+  int8_t *wt;
+  size_t Cip;
+} flip_job;
+
+static void flip_task(void *arg, size_t task, int worker) {
+  const flip_job *j = arg;
+  size_t k2 = (size_t)j->s->kernel * (size_t)j->s->kernel, Ci = (size_t)j->s->in_c;
+  size_t Co = (size_t)j->s->out_c, K = k2 * Ci, Kt = k2 * Co;
+  size_t c0 = task * FLIP_ROWS, c1 = I8T_MIN(c0 + FLIP_ROWS, j->Cip), cw = I8T_MIN(c1, Ci);
+  (void)worker;
+  for (size_t ci = I8T_MAX(c0, Ci); ci < c1; ci++) memset(j->wt + ci * Kt, 0, Kt);
+  for (size_t tap = 0; tap < k2; tap++) {
+    const int8_t *src = j->w + tap * Ci;
+    int8_t *dst = j->wt + (k2 - 1 - tap) * Co;
+    for (size_t o0 = 0; o0 < Co; o0 += FLIP_COLS) {
+      size_t o1 = I8T_MIN(o0 + FLIP_COLS, Co);
+      for (size_t ci = c0; ci < cw; ci++)
+        for (size_t co = o0; co < o1; co++) dst[ci * Kt + co] = src[co * K + ci];
+    }
+  }
+}
+
+static void flip_weights(i8t_context *ctx, const i8t_conv_shape *s, const int8_t *w,
+                         int8_t *wt, size_t Cip) {
+  flip_job j = {s, w, wt, Cip};
+  i8t_parallel_for(ctx, (Cip + FLIP_ROWS - 1) / FLIP_ROWS, flip_task, &j);
+}
+
+/* The finish of one block of the strided (col2im) path, or the padded
+ * output of the transposed one: `out` holds samples [n0, ...). */
+typedef struct bwd_data_finish {
+  bwd_data_job *j;
+  size_t n0;
+  const int32_t *out;
+} bwd_data_finish;
+
+static void backward_data_finish_task(void *arg, size_t task, int worker) {
+  const bwd_data_finish *f = arg;
+  const nn_conv_geom *g = &f->j->g;
+  size_t n = f->n0 + task, Ci = (size_t)g->s.in_c;
+  int32_t *dx = f->j->dx + n * g->in_rows * Ci;
+  (void)worker;
+  if (f->j->transposed) {
+    size_t Cip = padded(Ci);
+    copy_columns_s32(f->out + task * g->in_rows * Cip, g->in_rows, Cip, Ci, dx);
+    return;
+  }
+  size_t Kp = padded(g->K);
+  memset(dx, 0, g->in_rows * Ci * sizeof *dx);
+  nn_col2im_s32(g, f->out + task * g->out_rows * Kp, Kp, n, n + 1, f->j->dx);
+}
+
+/* Samples [n0, n1): cols holds their s8 columns (transposed path), out the
+ * padded int32 output or the int32 columns (strided path). */
+static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int8_t *cols,
+                                      int32_t *out) {
+  const nn_conv_geom *g = &j->g;
+  i8t_context *ctx = j->ws->ctx;
+  size_t Co = (size_t)g->s.out_c, Ci = (size_t)g->s.in_c;
+  int32_t *dx = j->dx + n0 * g->in_rows * Ci;
+  i8t_status st;
+  if (j->transposed) {
+    const nn_conv_geom *t = &j->gt;
+    size_t m = (n1 - n0) * t->out_rows, Cip = padded(Ci);
+    if (Cip == Ci) out = dx;
+    im2col_samples(ctx, t, j->dy, 0, n0, n1, cols, t->K);
+    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K}; /* wt: [Cip x K'] */
+    if ((st = i8t_gemm_s8s8s32(ctx, m, Cip, t->K, A, B, out, Cip)) || Cip == Ci) return st;
+  } else {
+    size_t m = (n1 - n0) * g->out_rows;
+    i8t_matrix A = {j->dy + n0 * g->out_rows * Co, Co, 1};
+    if (g->direct) {
+      i8t_matrix B = {j->w, g->K, 1};
+      return i8t_gemm_s8s8s32(ctx, m, g->K, Co, A, B, dx, Ci);
+    }
+    size_t Kp = padded(g->K); /* j->w: [Co x Kp], zero columns past K */
+    i8t_matrix B = {j->w, Kp, 1};
+    if ((st = i8t_gemm_s8s8s32(ctx, m, Kp, Co, A, B, out, Kp))) return st;
+  }
+  bwd_data_finish f = {j, n0, out};
+  i8t_parallel_for(ctx, n1 - n0, backward_data_finish_task, &f);
+  return I8T_OK;
 }
 
 static void backward_data_task(void *arg, size_t task, int worker) {
   bwd_data_job *j = arg;
-  const nn_conv_geom *g = &j->g;
-  size_t Co = (size_t)g->s.out_c, Ci = (size_t)g->s.in_c;
-  if (j->transposed) {
-    const nn_conv_geom *t = &j->gt;
-    size_t n0 = task * t->spt, n1 = I8T_MIN(n0 + t->spt, (size_t)t->s.batch);
-    size_t m = (n1 - n0) * t->out_rows, Cip = padded(Ci);
-    int8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-    int32_t *dx = j->dx + n0 * g->in_rows * Ci;
-    int32_t *out = Cip == Ci ? dx : nn_scratch(j->ws, worker, NN_SLOT_C);
-    nn_im2col(t, j->dy, 1, 0, n0, n1, cols, t->K);
-    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K}; /* wt: [Cip x K'] */
-    i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, Cip, t->K, A, B, out, Cip);
-    if (!st && Cip != Ci) copy_columns_s32(out, m, Cip, Ci, dx);
-    nn_errors_set(&j->err, st);
-    return;
-  }
+  const nn_conv_geom *g = j->transposed ? &j->gt : &j->g;
   size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
-  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows;
-  int32_t *dx = j->dx + n0 * g->in_rows * Ci;
-  if (g->direct) {
-    i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, g->K, 1};
-    nn_errors_set(&j->err, i8t_gemm_s8s8s32(j->ws->ctx, m, g->K, Co, A, B, dx, Ci));
-    return;
-  }
-  size_t Kp = padded(g->K); /* j->w: [Co x Kp], zero columns past K */
-  int32_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
-  i8t_matrix A = {j->dy + r0 * Co, Co, 1}, B = {j->w, Kp, 1};
-  i8t_status st = i8t_gemm_s8s8s32(j->ws->ctx, m, Kp, Co, A, B, cols, Kp);
-  if (st) {
-    nn_errors_set(&j->err, st);
-    return;
-  }
-  memset(dx, 0, (n1 - n0) * g->in_rows * Ci * sizeof *dx);
-  nn_col2im_s32(g, cols, Kp, n0, n1, j->dx);
+  nn_errors_set(&j->err, backward_data_block(j, n0, n1, nn_scratch(j->ws, worker, NN_SLOT_A),
+                                             nn_scratch(j->ws, worker, NN_SLOT_C)));
 }
 
 i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *s,
@@ -362,31 +522,45 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward data: NULL argument");
   bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx};
   nn_errors_init(&j.err);
-  size_t tasks = j.g.tasks;
+  size_t Co = (size_t)s->out_c, Ci = (size_t)s->in_c;
   j.transposed = !j.g.direct && s->stride == 1;
+  /* The geometry that splits the samples: the GEMM's rows are its outputs. */
+  const nn_conv_geom *g = &j.g;
+  size_t wbytes = 0, col_bytes = 0, out_bytes = 0;
   if (j.transposed) {
     i8t_conv_shape ts = {s->batch, i8t_conv_out_h(s), i8t_conv_out_w(s), s->out_c, s->in_c,
                          s->kernel, 1, s->kernel - 1 - s->pad};
     j.gt = nn_conv_geom_make(&ts);
-    size_t Cip = padded((size_t)s->in_c), rows = j.gt.spt * j.gt.out_rows;
-    int8_t *wt = nn_shared_bytes(ws, Cip * j.gt.K);
-    if (!wt) return I8T_ERR_NO_MEMORY;
-    memset(wt, 0, Cip * j.gt.K);
-    flip_weights(s, w, wt);
-    j.wt = wt;
-    tasks = j.gt.tasks;
-    if (!(st = nn_reserve(ws, NN_SLOT_A, rows * j.gt.K)) && Cip != (size_t)s->in_c)
-      st = nn_reserve(ws, NN_SLOT_C, rows * Cip * sizeof(int32_t));
+    g = &j.gt;
+    wbytes = padded(Ci) * g->K;
+    col_bytes = g->K;
+    out_bytes = padded(Ci) != Ci ? padded(Ci) * sizeof(int32_t) : 0;
   } else if (!j.g.direct) {
-    size_t Kp = padded(j.g.K);
-    int8_t *wp = nn_shared_bytes(ws, (size_t)s->out_c * Kp);
-    if (!wp) return I8T_ERR_NO_MEMORY;
-    pad_columns_s8(w, (size_t)s->out_c, j.g.K, Kp, wp);
-    j.w = wp;
-    st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * Kp * sizeof(int32_t));
+    wbytes = Co * padded(g->K);
+    out_bytes = padded(g->K) * sizeof(int32_t);
   }
-  if (st) return st;
-  i8t_parallel_for(ws->ctx, tasks, backward_data_task, &j);
+  int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
+  size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
+  void *buf[3];
+  size_t sizes[3] = {wbytes, rows * col_bytes, rows * out_bytes};
+  if ((st = shared_regions(ws, 3, sizes, buf))) return st;
+  if (j.transposed) {
+    flip_weights(ws->ctx, s, w, buf[0], padded(Ci));
+    j.wt = buf[0];
+  } else if (buf[0]) {
+    pad_columns_s8(w, Co, j.g.K, padded(j.g.K), buf[0]);
+    j.w = buf[0];
+  }
+  if (batched) {
+    for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)
+      st = backward_data_block(&j, n0, I8T_MIN(n0 + spc, (size_t)s->batch), buf[1], buf[2]);
+    return st;
+  }
+  rows = g->spt * g->out_rows;
+  if ((col_bytes && (st = nn_reserve(ws, NN_SLOT_A, rows * col_bytes))) ||
+      (out_bytes && (st = nn_reserve(ws, NN_SLOT_C, rows * out_bytes))))
+    return st;
+  i8t_parallel_for(ws->ctx, g->tasks, backward_data_task, &j);
   return nn_errors_get(&j.err);
 }
 
@@ -408,31 +582,62 @@ typedef struct bwd_weights_job {
  * far more slowly than whole ones. */
 static size_t wgrad_ld(size_t K) { return padded(K); }
 
-/* Each task's int64 block is added into its worker's accumulator: int64
- * sums are exact, so the result does not depend on which worker ran what. */
-static void backward_weights_task(void *arg, size_t task, int worker) {
-  bwd_weights_job *j = arg;
+/* dst [Co x K] = (accumulate ? dst : 0) + src [Co x ld], one task per
+ * block of rows. int64 sums are exact: the order of blocks does not matter. */
+#define ADD_ROWS 8
+typedef struct add_s64_job {
+  const int64_t *src;
+  int64_t *dst;
+  size_t rows, K, ld;
+  int accumulate;
+} add_s64_job;
+
+static void add_s64_task(void *arg, size_t task, int worker) {
+  const add_s64_job *j = arg;
+  (void)worker;
+  for (size_t r = task * ADD_ROWS; r < I8T_MIN(j->rows, (task + 1) * ADD_ROWS); r++) {
+    const int64_t *s = j->src + r * j->ld;
+    int64_t *d = j->dst + r * j->K;
+    if (j->accumulate) {
+      for (size_t k = 0; k < j->K; k++) d[k] += s[k];
+    } else {
+      memcpy(d, s, j->K * sizeof *d);
+    }
+  }
+}
+
+/* Samples [n0, n1) into dst [Co x K] (added when accumulate): cols holds
+ * their columns, tmp the GEMM's [Co x ld] result when it cannot go straight
+ * to dst. */
+static i8t_status backward_weights_block(bwd_weights_job *j, size_t n0, size_t n1,
+                                         uint8_t *cols, int64_t *tmp, int64_t *dst,
+                                         int accumulate) {
   const nn_conv_geom *g = &j->g;
-  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
-  size_t r0 = n0 * g->out_rows, m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
+  i8t_context *ctx = j->ws->ctx;
+  size_t m = (n1 - n0) * g->out_rows, Co = (size_t)g->s.out_c;
   const uint8_t *b = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
   size_t ld = g->K;
   if (!g->direct) {
-    uint8_t *cols = nn_scratch(j->ws, worker, NN_SLOT_A);
     ld = wgrad_ld(g->K);
-    nn_im2col(g, j->x, 1, j->zp, n0, n1, cols, ld);
+    im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, ld);
     b = cols;
   }
-  int64_t *tmp = nn_scratch(j->ws, worker, NN_SLOT_B);
-  int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
-  i8t_matrix A = {j->dy + r0 * Co, 1, Co}, B = {b, ld, 1};
-  i8t_status st = i8t_gemm_s16u8s64(j->ws->ctx, Co, ld, m, A, B, j->zp, tmp, ld);
-  if (st) {
-    nn_errors_set(&j->err, st);
-    return;
-  }
-  for (size_t co = 0; co < Co; co++)
-    for (size_t k = 0; k < g->K; k++) acc[co * g->K + k] += tmp[co * ld + k];
+  int64_t *c = !accumulate && ld == g->K ? dst : tmp;
+  i8t_matrix A = {j->dy + n0 * g->out_rows * Co, 1, Co}, B = {b, ld, 1};
+  i8t_status st = i8t_gemm_s16u8s64(ctx, Co, ld, m, A, B, j->zp, c, ld);
+  if (st || c == dst) return st;
+  add_s64_job a = {tmp, dst, Co, g->K, ld, accumulate};
+  i8t_parallel_for(ctx, (Co + ADD_ROWS - 1) / ADD_ROWS, add_s64_task, &a);
+  return I8T_OK;
+}
+
+/* Each task's block is added into its worker's accumulator (slot C). */
+static void backward_weights_task(void *arg, size_t task, int worker) {
+  bwd_weights_job *j = arg;
+  size_t n0 = task * j->g.spt, n1 = I8T_MIN(n0 + j->g.spt, (size_t)j->g.s.batch);
+  nn_errors_set(&j->err, backward_weights_block(j, n0, n1, nn_scratch(j->ws, worker, NN_SLOT_A),
+                                                nn_scratch(j->ws, worker, NN_SLOT_B),
+                                                nn_scratch(j->ws, worker, NN_SLOT_C), 1));
 }
 
 i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_shape *s,
@@ -444,13 +649,28 @@ i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_sha
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward weights: NULL argument");
   bwd_weights_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
   nn_errors_init(&j.err);
-  size_t wsize = (size_t)s->out_c * j.g.K, ld = wgrad_ld(j.g.K);
-  if ((!j.g.direct && (st = nn_reserve(ws, NN_SLOT_A, j.g.spt * j.g.out_rows * ld))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, (size_t)s->out_c * ld * sizeof(int64_t))) ||
+  const nn_conv_geom *g = &j.g;
+  size_t Co = (size_t)s->out_c, wsize = Co * g->K, ld = g->direct ? g->K : wgrad_ld(g->K);
+  size_t col_bytes = g->direct ? 0 : ld;
+  if (run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS_WGRAD)) {
+    /* Chunks in turn, each GEMM tiled over dw; only a second chunk, or
+     * padded columns, need the int64 block in tmp. */
+    size_t spc = chunk_samples(g, col_bytes), rows = spc * g->out_rows;
+    int need_tmp = ld != g->K || spc < (size_t)s->batch;
+    void *buf[2];
+    size_t sizes[2] = {rows * col_bytes, need_tmp ? Co * ld * sizeof(int64_t) : 0};
+    if ((st = shared_regions(ws, 2, sizes, buf))) return st;
+    for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)
+      st = backward_weights_block(&j, n0, I8T_MIN(n0 + spc, (size_t)s->batch), buf[0], buf[1],
+                                  dw, n0 > 0);
+    return st;
+  }
+  if ((col_bytes && (st = nn_reserve(ws, NN_SLOT_A, g->spt * g->out_rows * col_bytes))) ||
+      (st = nn_reserve(ws, NN_SLOT_B, Co * ld * sizeof(int64_t))) ||
       (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
     return st;
   for (int w = 0; w < ws->threads; w++) memset(nn_scratch(ws, w, NN_SLOT_C), 0, wsize * 8);
-  i8t_parallel_for(ws->ctx, j.g.tasks, backward_weights_task, &j);
+  i8t_parallel_for(ws->ctx, g->tasks, backward_weights_task, &j);
   memset(dw, 0, wsize * sizeof *dw);
   for (int w = 0; w < ws->threads; w++) {
     const int64_t *acc = nn_scratch(ws, w, NN_SLOT_C);

@@ -28,4 +28,10 @@ void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t ld, size_t
 void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t ld, size_t n0, size_t n1,
                    float *dx);
 
+/* Test hook (not thread-safe; 0, 0 restores the defaults): layout 1 runs
+ * every int8 pass batched, 2 per task, 0 by the shape's rows per block;
+ * chunk_bytes > 0 caps the chunk of a batched pass, so that small tests
+ * reach several chunks. Results are identical either way. */
+void i8t_conv_layout_for_tests(int layout, size_t chunk_bytes);
+
 #endif
