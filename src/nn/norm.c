@@ -575,6 +575,12 @@ static void u8_absmax_task(void *arg, size_t t, int worker) {
   for (size_t i = 0; i < j->sub * C; i++) m[i % C] = mrep[i] > m[i % C] || mrep[i] != mrep[i] ? mrep[i] : m[i % C];
 }
 
+/* fmaxf (a NaN argument gives the other one) without a libm call per value
+ * in the baseline-ISA build; equal operands here are never -0 and +0. */
+static inline float max_num(float a, float b) {
+  return a != a ? b : b != b ? a : a > b ? a : b;
+}
+
 /* A routed Range BN term: dx[at] += d. */
 typedef struct route_term {
   size_t at;
@@ -602,14 +608,20 @@ typedef struct route_term {
 static void task_routes(const u8_bwd_job *j, size_t r0, size_t r1, size_t *end, route_term *t) {
   size_t nb = (r1 - r0 + j->sub - 1) / j->sub;
   for (size_t b = 0; b <= nb; b++) end[b] = 0;
-#define COUNT_TERM(row, c, d) end[((row) - r0) / j->sub + 1]++
+  /* (row - r0) / sub as a multiply and shift (a division per term was most
+   * of this function): exact while (r1 - r0) * sub < 2^32, and a task holds
+   * at most max(16, 32768 / C) rows of blocks of sub <= 2048 / C rows. */
+  const uint64_t inv = (((uint64_t)1 << 32) + j->sub - 1) / j->sub;
+#define BLOCK_OF(row) ((size_t)(((uint64_t)((row) - r0) * inv) >> 32))
+#define COUNT_TERM(row, c, d) end[BLOCK_OF(row) + 1]++
   FOR_TASK_ROUTES(j, r0, r1, COUNT_TERM)
 #undef COUNT_TERM
   for (size_t b = 1; b <= nb; b++) end[b] += end[b - 1]; /* end[b] = start of block b */
 #define PLACE_TERM(row, c, dv) \
-  t[end[((row) - r0) / j->sub]++] = (route_term){(row) * j->C + (c), (dv)}
+  t[end[BLOCK_OF(row)]++] = (route_term){(row) * j->C + (c), (dv)}
   FOR_TASK_ROUTES(j, r0, r1, PLACE_TERM)
 #undef PLACE_TERM
+#undef BLOCK_OF
 }
 
 /* Most routed terms one task can see (scratch size): 2 per channel of every
@@ -762,7 +774,7 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
         size_t rmx = amax[k * C + c], rmn = amin[k * C + c];
         float vmx = dense_one(&j, rmx, c) + (rmx == rmn ? 0.0f : route[c]);
         float vmn = dense_one(&j, rmn, c) - (rmx == rmn ? 0.0f : route[c]);
-        chan_abs[c] = fmaxf(chan_abs[c], fmaxf(fabsf(vmx), fabsf(vmn)));
+        chan_abs[c] = max_num(chan_abs[c], max_num(fabsf(vmx), fabsf(vmn)));
       }
   } else {
     j.cmax_abs = f + 7 * C;

@@ -57,9 +57,10 @@ int I8T_X86_NAME(i8t_minmax_f32)(const float *x, size_t n, float *min, float *ma
 /* quantize                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* i8t_rng_hash applied lane-wise. */
-static inline i8t_vi vi_rng_hash(i8t_vi key, i8t_vi ctr) {
-  i8t_vi h = vi_xor(vi_mullo32(ctr, vi_set1((int32_t)I8T_RNG_GOLDEN)), key);
+/* i8t_rng_hash applied lane-wise, given weyl = ctr * I8T_RNG_GOLDEN (mod
+ * 2^32): the loops step weyl by an add instead of a multiply per vector. */
+static inline i8t_vi vi_rng_hash_weyl(i8t_vi key, i8t_vi weyl) {
+  i8t_vi h = vi_xor(weyl, key);
   h = vi_xor(h, VI_SRLI32(h, 16));
   h = vi_mullo32(h, vi_set1((int32_t)I8T_RNG_MIX1));
   h = vi_xor(h, VI_SRLI32(h, 13));
@@ -69,7 +70,7 @@ static inline i8t_vi vi_rng_hash(i8t_vi key, i8t_vi ctr) {
 
 typedef struct quant_consts {
   i8t_vf inv_scale, zp, lo, hi, one, u_scale;
-  i8t_vi key, step;
+  i8t_vi key, weyl_step;
   int stochastic;
 } quant_consts;
 
@@ -83,23 +84,31 @@ static inline quant_consts quant_consts_make(float inv_scale, int32_t zp, float 
   k.one = vf_set1(1.0f);
   k.u_scale = vf_set1(1.0f / 16777216.0f);
   k.key = vi_set1((int32_t)noise.key);
-  k.step = vi_set1(I8T_VLANES);
+  k.weyl_step = vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN));
   k.stochastic = noise.stochastic;
   return k;
 }
 
+/* Weyl values (counter * golden) of the lanes of the first vector. */
+static inline i8t_vi quant_weyl_start(i8t_noise noise) {
+  i8t_vi ctr = vi_add32(vi_set1((int32_t)noise.ctr), vi_iota());
+  return vi_mullo32(ctr, vi_set1((int32_t)I8T_RNG_GOLDEN));
+}
+
 /* One vector of i8t_round_scaled(x * inv_scale) + zp, clamped and truncated
- * to int32; ctr holds the counters of the lanes. */
-static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi ctr) {
+ * to int32; weyl holds the lanes' counters times the golden ratio. ADD_ZP 0
+ * skips the + 0.0f of the symmetric formats: it only turns -0 into +0, which
+ * truncate to the same integer. */
+static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl, int add_zp) {
   i8t_vf v = vf_mul(x, k->inv_scale), r;
   if (!k->stochastic) {
     r = vf_round_even(v);
   } else {
     i8t_vf f = vf_floor(v);
-    i8t_vf u = vf_mul(vi_to_vf(VI_SRLI32(vi_rng_hash(k->key, ctr), 8)), k->u_scale);
+    i8t_vf u = vf_mul(vi_to_vf(VI_SRLI32(vi_rng_hash_weyl(k->key, weyl), 8)), k->u_scale);
     r = vf_add(f, vf_one_if_less(u, vf_sub(v, f)));
   }
-  r = vf_add(r, k->zp);
+  if (add_zp) r = vf_add(r, k->zp);
   r = vf_max(k->lo, r); /* r < lo ? lo : r */
   r = vf_min(k->hi, r); /* r > hi ? hi : r */
   return vf_to_vi_trunc(r);
@@ -107,15 +116,15 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi ctr)
 
 /* The loop shared by the three formats: blocks of 4 vectors, stored through
  * STORE_BLOCK(q + i, v0, v1, v2, v3), then the scalar rule for the tail. */
-#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, STORE_BLOCK)                       \
+#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, ADD_ZP, STORE_BLOCK)                 \
   quant_consts k = quant_consts_make(inv_scale, zp, LO, HI, noise);                  \
-  i8t_vi ctr = vi_add32(vi_set1((int32_t)noise.ctr), vi_iota());                    \
+  i8t_vi weyl = quant_weyl_start(noise);                                             \
   size_t i = 0;                                                                      \
   for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {                             \
     i8t_vi v[4];                                                                     \
     for (int j = 0; j < 4; j++) {                                                    \
-      v[j] = quantize_lanes(&k, vf_load(x + i + (size_t)j * I8T_VLANES), ctr);       \
-      ctr = vi_add32(ctr, k.step);                                                   \
+      v[j] = quantize_lanes(&k, vf_load(x + i + (size_t)j * I8T_VLANES), weyl, ADD_ZP); \
+      weyl = vi_add32(weyl, k.weyl_step);                                            \
     }                                                                                \
     STORE_BLOCK(q + i, v[0], v[1], v[2], v[3]);                                      \
   }                                                                                  \
@@ -133,19 +142,19 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi ctr)
 
 void I8T_X86_NAME(i8t_quantize_f32_u8)(const float *x, size_t n, float inv_scale, int32_t zp,
                                        i8t_noise noise, uint8_t *q) {
-  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_STORE_8BIT)
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s8)(const float *x, size_t n, float inv_scale,
                                        i8t_noise noise, int8_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, 0, I8T_X86_STORE_8BIT)
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scale,
                                         i8t_noise noise, int16_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, I8T_X86_STORE_16BIT)
+  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, 0, I8T_X86_STORE_16BIT)
 }
 
 /* ------------------------------------------------------------------------ */
