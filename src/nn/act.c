@@ -151,19 +151,22 @@ void i8t_sum_act_range_from_extremes(const float *mul, const float *add, int rel
                                      const uint8_t *sample_max, float *out_min, float *out_max) {
   const size_t C = shape.channels;
   for (size_t n = 0; n < shape.batch; n++) {
+    const uint8_t *qmin = sample_min + n * C, *qmax = sample_max + n * C;
     float lo = INFINITY, hi = -INFINITY;
+    int nan = 0;
+    /* Plain comparisons, not fminf / fmaxf (a libm call per value in the
+     * baseline-ISA build): NaN is flagged on its own. */
     for (size_t c = 0; c < C; c++) {
       /* as eval_block: mul * (float)q + add, then the ReLU */
-      float a = mul[c] * (float)sample_min[n * C + c] + add[c];
-      float b = mul[c] * (float)sample_max[n * C + c] + add[c];
+      float a = mul[c] * (float)qmin[c] + add[c];
+      float b = mul[c] * (float)qmax[c] + add[c];
       if (relu) a = a > 0.0f ? a : 0.0f, b = b > 0.0f ? b : 0.0f;
-      if (a != a || b != b) { /* NaN statistics: report, never hide */
-        lo = hi = NAN;
-        break;
-      }
-      lo = fminf(lo, fminf(a, b));
-      hi = fmaxf(hi, fmaxf(a, b));
+      nan |= a != a || b != b;
+      float l = a < b ? a : b, h = a > b ? a : b;
+      lo = l < lo ? l : lo;
+      hi = h > hi ? h : hi;
     }
+    if (nan) lo = hi = NAN; /* NaN statistics: report, never hide */
     out_min[n] = lo, out_max[n] = hi;
   }
 }

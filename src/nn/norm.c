@@ -67,9 +67,14 @@ static size_t chunk_lo(size_t k, size_t rows, size_t chunks) {
 }
 
 /* Segments of at most 32768 rows inside one chunk and, when spatial > 0,
- * inside one sample (of `spatial` rows). */
-static i8t_status segments_make(size_t rows, size_t chunks, size_t spatial, segments *out) {
-  size_t per = (rows + 31) / 32;
+ * inside one sample (of `spatial` rows), about `target` of them. The u8
+ * passes ask for 16 (at least one per chunk anyway): enough tasks for the
+ * pool, and each segment's fixed cost (folding its lanes) stays small. The
+ * fp32 statistics keep 32: their double sums are combined per segment. */
+enum { SEGMENTS_F32 = 32, SEGMENTS_U8 = 16 };
+static i8t_status segments_make(size_t rows, size_t chunks, size_t spatial, size_t target,
+                                segments *out) {
+  size_t per = (rows + target - 1) / target;
   per = per < 64 ? 64 : per > 32768 ? 32768 : per;
   size_t cap = rows / per + 2 * chunks + (spatial ? rows / spatial : 0) + 2;
   out->seg = malloc(cap * sizeof *out->seg);
@@ -156,7 +161,7 @@ i8t_status i8t_norm_stats_f32(i8t_workspace *ws, const i8t_norm_config *cfg, con
   const size_t C = channels;
   int range = cfg->kind == I8T_NORM_RANGE;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, SEGMENTS_F32, &sg))) return st;
   double *sum = malloc(sg.count * C * sizeof *sum), *mu = malloc(C * sizeof *mu);
   float *mm = malloc(2 * (sg.count + sg.chunks) * C * sizeof *mm);
   if (!sum || !mu || !mm) {
@@ -254,7 +259,7 @@ i8t_status i8t_norm_backward_f32(i8t_workspace *ws, const i8t_norm_config *cfg, 
     return i8t_error(I8T_ERR_INVALID_ARG, "norm backward: NULL argument");
   const size_t C = channels;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, SEGMENTS_F32, &sg))) return st;
   double *sums = calloc(2 * C, sizeof *sums);
   size_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
   if (!sums || !arg) {
@@ -336,7 +341,7 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   const size_t C = channels;
   int range = cfg->kind == I8T_NORM_RANGE;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), spatial, &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), spatial, SEGMENTS_U8, &sg))) return st;
   uint8_t *mm = malloc(2 * (sg.count + sg.chunks) * C);
   uint32_t *sums = malloc(2 * sg.count * C * sizeof *sums);
   if (!mm || !sums) {
@@ -449,7 +454,13 @@ static void *u8_red_alloc(u8_red *r, size_t n) {
 enum { REP_A, REP_B, REP_E, REP_QBAR, REP_COL, REP_COUNT };
 
 /* Values per group of the backward reductions' lanes (see segment_sums). */
-enum { RED_LANES = 512 };
+enum { RED_LANES = 256 };
+
+/* A routed Range BN term: dx[at] += d. */
+typedef struct route_term {
+  size_t at;
+  float d;
+} route_term;
 
 typedef struct u8_bwd_job {
   const uint8_t *x;
@@ -465,6 +476,8 @@ typedef struct u8_bwd_job {
   float *cmax_abs;             /* evaluation pass: per segment per channel |dx| max */
   /* quantize pass */
   size_t rows_per_task, blocks_per_task;
+  const route_term *route_terms; /* routes_by_block */
+  const size_t *route_start;
   i8t_grad_out *out;
   i8t_qparams p8, p16;
   int want_s8, want_s16, s16_from_s8;
@@ -581,55 +594,41 @@ static inline float max_num(float a, float b) {
   return a != a ? b : b != b ? a : a > b ? a : b;
 }
 
-/* A routed Range BN term: dx[at] += d. */
-typedef struct route_term {
-  size_t at;
-  float d;
-} route_term;
-
-/* Calls visit(t, row, c, +-route) for every routed term in rows [r0, r1), in
- * the order (chunk, channel, the max then the min). */
-#define FOR_TASK_ROUTES(j, r0, r1, VISIT)                                                    \
-  for (size_t k = 0; k < (j)->sg->chunks; k++) {                                              \
-    size_t lo_ = chunk_lo(k, (j)->rows, (j)->sg->chunks);                                     \
-    size_t hi_ = chunk_lo(k + 1, (j)->rows, (j)->sg->chunks);                                 \
-    if (hi_ <= (r0) || lo_ >= (r1)) continue;                                                 \
-    for (size_t c = 0; c < (j)->C; c++) {                                                     \
-      size_t mx_ = (j)->amax[k * (j)->C + c], mn_ = (j)->amin[k * (j)->C + c];                \
-      if (mx_ >= (r0) && mx_ < (r1)) VISIT(mx_, c, (j)->route[c]);                            \
-      if (mn_ >= (r0) && mn_ < (r1)) VISIT(mn_, c, -(j)->route[c]);                           \
-    }                                                                                         \
+/* The routed terms sorted (stably, so each element gets its + and - in the
+ * order (chunk, channel, the max then the min)) by block of the quantize
+ * pass: block id = task * blocks_per_task + block of the task; its terms are
+ * terms[start[id] .. start[id + 1]). One counting sort over the 2 K C terms:
+ * scanning the chunks' channels per block cost a third of the backward at
+ * C = 512. start has ids + 1 entries, pos ids (the write cursors). */
+static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **start) {
+  const size_t C = j->C, K = j->sg->chunks, tasks = nn_task_count(j->rows, j->rows_per_task);
+  const size_t ids = tasks * j->blocks_per_task;
+  *start = calloc(2 * ids + 1, sizeof **start);
+  *terms = malloc(2 * K * C * sizeof **terms);
+  if (!*start || !*terms) return i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8: routes");
+  size_t *st = *start, *pos = st + ids + 1;
+  /* Divisions as multiply-shift, exact here: row < 2^24 (check_dims) and
+   * rows_per_task <= 32768 keep row * rows_per_task < 2^40; a task's rows
+   * times sub (<= 2048 / C) stay below 2^32. */
+  const uint64_t inv_task = (((uint64_t)1 << 40) + j->rows_per_task - 1) / j->rows_per_task;
+  const uint64_t inv_sub = (((uint64_t)1 << 32) + j->sub - 1) / j->sub;
+#define ROUTE_BLOCK(row)                                                          \
+  ((size_t)(((uint64_t)(row) * inv_task) >> 40) * j->blocks_per_task +            \
+   (size_t)(((uint64_t)((row) - (size_t)(((uint64_t)(row) * inv_task) >> 40) *    \
+                                    j->rows_per_task) * inv_sub) >> 32))
+  for (size_t i = 0; i < K * C; i++) {
+    st[ROUTE_BLOCK(j->amax[i]) + 1]++;
+    st[ROUTE_BLOCK(j->amin[i]) + 1]++;
   }
-
-/* The routed terms of the task's rows [r0, r1) sorted (stably) by block of
- * sub rows: block b's terms are t[end[b - 1] .. end[b]) (end[-1] = 0). One
- * pass over the chunk extremes per task, not one per block: at C = 512 the
- * per-block scan cost a third of the backward. */
-static void task_routes(const u8_bwd_job *j, size_t r0, size_t r1, size_t *end, route_term *t) {
-  size_t nb = (r1 - r0 + j->sub - 1) / j->sub;
-  for (size_t b = 0; b <= nb; b++) end[b] = 0;
-  /* (row - r0) / sub as a multiply and shift (a division per term was most
-   * of this function): exact while (r1 - r0) * sub < 2^32, and a task holds
-   * at most max(16, 32768 / C) rows of blocks of sub <= 2048 / C rows. */
-  const uint64_t inv = (((uint64_t)1 << 32) + j->sub - 1) / j->sub;
-#define BLOCK_OF(row) ((size_t)(((uint64_t)((row) - r0) * inv) >> 32))
-#define COUNT_TERM(row, c, d) end[BLOCK_OF(row) + 1]++
-  FOR_TASK_ROUTES(j, r0, r1, COUNT_TERM)
-#undef COUNT_TERM
-  for (size_t b = 1; b <= nb; b++) end[b] += end[b - 1]; /* end[b] = start of block b */
-#define PLACE_TERM(row, c, dv) \
-  t[end[BLOCK_OF(row)]++] = (route_term){(row) * j->C + (c), (dv)}
-  FOR_TASK_ROUTES(j, r0, r1, PLACE_TERM)
-#undef PLACE_TERM
-#undef BLOCK_OF
-}
-
-/* Most routed terms one task can see (scratch size): 2 per channel of every
- * chunk that overlaps its rows. */
-static size_t max_task_routes(size_t rows, size_t chunks, size_t rows_per_task, size_t C) {
-  size_t shortest = rows / chunks; /* >= 2 (i8t_range_bn_chunks) */
-  size_t overlap = I8T_MIN(chunks, rows_per_task / (shortest ? shortest : 1) + 2);
-  return 2 * C * overlap;
+  for (size_t id = 0; id < ids; id++) st[id + 1] += st[id], pos[id] = st[id];
+  for (size_t k = 0; k < K; k++)
+    for (size_t c = 0; c < C; c++) {
+      size_t mx = j->amax[k * C + c], mn = j->amin[k * C + c];
+      (*terms)[pos[ROUTE_BLOCK(mx)]++] = (route_term){mx * C + c, j->route[c]};
+      (*terms)[pos[ROUTE_BLOCK(mn)]++] = (route_term){mn * C + c, -j->route[c]};
+    }
+#undef ROUTE_BLOCK
+  return I8T_OK;
 }
 
 static void u8_quantize_task(void *arg, size_t t, int worker) {
@@ -638,17 +637,13 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
   size_t r0 = t * j->rows_per_task, r1 = I8T_MIN(j->rows, r0 + j->rows_per_task);
   float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
   float *w = v + j->sub * C;
-  size_t *route_end = (size_t *)(w + j->sub * C) + 1; /* route_end[-1] = 0 */
-  route_term *rt = (route_term *)(route_end + j->blocks_per_task + 1);
-  route_end[-1] = 0;
-  if (j->route) task_routes(j, r0, r1, route_end, rt);
   i8t_grad_out *o = j->out;
-  for (size_t b0 = r0, blk = 0; b0 < r1; b0 += j->sub, blk++) {
+  for (size_t b0 = r0, id = t * j->blocks_per_task; b0 < r1; b0 += j->sub, id++) {
     size_t b1 = I8T_MIN(r1, b0 + j->sub), n = (b1 - b0) * C, first = b0 * C;
     dense_block(j, b0, n, v);
     if (j->route)
-      for (size_t i = route_end[(ptrdiff_t)blk - 1]; i < route_end[blk]; i++)
-        v[rt[i].at - first] += rt[i].d;
+      for (size_t i = j->route_start[id]; i < j->route_start[id + 1]; i++)
+        v[j->route_terms[i].at - first] += j->route_terms[i].d;
     i8t_status st = I8T_OK;
     if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
     if (j->want_s8) {
@@ -702,13 +697,15 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
    * extremes' lanes (2 uint8 + 2 uint16), or two float blocks. */
   if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 20 + 64))) return st;
   segments sg;
-  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, &sg))) return st;
+  if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, SEGMENTS_U8, &sg))) return st;
   size_t nf = 7 * C + sg.count * C;
   u8_red red;
   void *red_mem = u8_red_alloc(&red, sg.count * C);
   float *f = malloc(nf * sizeof *f);
   uint32_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
   uint8_t *cext = malloc(2 * sg.chunks * C);
+  route_term *route_terms = NULL;
+  size_t *route_start = NULL;
   if (!red_mem || !f || !arg || !cext) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
@@ -806,11 +803,8 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   out->s16_scale = j.s16_from_s8 ? j.p8.scale : j.p16.scale;
   j.rows_per_task = nn_rows_per_task(rows, C);
   j.blocks_per_task = (j.rows_per_task + sub - 1) / sub;
-  /* Slot D for the quantize pass: two float blocks, the route buckets and
-   * the routed terms (8-byte aligned: the two blocks take 8 * sub * C bytes). */
-  size_t qbytes = 2 * sub * C * sizeof(float) + (j.blocks_per_task + 2) * sizeof(size_t) +
-                  max_task_routes(rows, sg.chunks, j.rows_per_task, C) * sizeof(route_term) + 64;
-  if ((st = nn_reserve(ws, NN_SLOT_D, qbytes))) goto done;
+  if (range && (st = routes_by_block(&j, &route_terms, &route_start))) goto done;
+  j.route_terms = route_terms, j.route_start = route_start;
   i8t_parallel_for(ws->ctx, nn_task_count(rows, j.rows_per_task), u8_quantize_task, &j);
   st = nn_errors_get(&j.err);
 done:
@@ -819,6 +813,8 @@ done:
   free(f);
   free(arg);
   free(cext);
+  free(route_terms);
+  free(route_start);
   return st;
 }
 
