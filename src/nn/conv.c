@@ -203,7 +203,12 @@ DEFINE_COL2IM(nn_col2im_f32, float)
  * each output tile runs the chunk's whole reduction). The same block code
  * serves both: a parallel loop called from inside a task runs inline. */
 #define NN_BATCHED_ROWS 384
-#define NN_BATCHED_ROWS_WGRAD 1024
+/* The weight gradient runs batched when a block's int64 partial gradient
+ * (Co x K x 8 bytes, added into its worker's sum) outweighs its columns
+ * (rows x K bytes): rows < 8 Co. A small gradient (16 channels) stays per
+ * task, in cache, and splits over the threads far better than its few
+ * output tiles would. */
+#define NN_WGRAD_BYTES_PER_CHANNEL 8
 /* Chunk buffers (columns, padded outputs) of a batched pass, in bytes. */
 #define NN_CHUNK_BYTES ((size_t)8 << 20)
 
@@ -652,7 +657,7 @@ i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_sha
   const nn_conv_geom *g = &j.g;
   size_t Co = (size_t)s->out_c, wsize = Co * g->K, ld = g->direct ? g->K : wgrad_ld(g->K);
   size_t col_bytes = g->direct ? 0 : ld;
-  if (run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS_WGRAD)) {
+  if (run_batched(g->spt * g->out_rows, NN_WGRAD_BYTES_PER_CHANNEL * Co)) {
     /* Chunks in turn, each GEMM tiled over dw; only a second chunk, or
      * padded columns, need the int64 block in tmp. */
     size_t spc = chunk_samples(g, col_bytes), rows = spc * g->out_rows;
