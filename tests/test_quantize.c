@@ -248,6 +248,25 @@ static void check_elementwise(i8t_isa isa) {
     assert_memory_equal(s1, s2, cols * 4);
     free(m);
   }
+  /* Narrow contiguous matrices (ld = cols dividing a vector: several rows per
+   * vector, lanes folded into columns), leftover rows, and all-255 columns
+   * over more than 257 vector rows (the 16-bit partial sums' widening). */
+  const size_t narrow[][2] = {{1, 1}, {7, 2}, {100, 16}, {1001, 16}, {33, 32}, {5003, 4},
+                              {3, 8}, {2400, 16}, {999, 32}};
+  for (size_t si = 0; si < 9; si++) {
+    size_t rows = narrow[si][0], cols = narrow[si][1];
+    uint8_t *m = malloc(rows * cols);
+    for (size_t i = 0; i < rows * cols; i++) m[i] = (uint8_t)(si == 7 ? 255 : test_rand(&rng));
+    uint8_t mn1[32], mx1[32], mn2[32], mx2[32];
+    uint32_t s1[32], s2[32];
+    t->colwise_stats_u8.run(m, rows, cols, cols, mn1, mx1, s1);
+    g->colwise_stats_u8.run(m, rows, cols, cols, mn2, mx2, s2);
+    assert_memory_equal(mn1, mn2, cols);
+    assert_memory_equal(mx1, mx2, cols);
+    assert_memory_equal(s1, s2, cols * 4);
+    if (si == 7) assert_int_equal(s1[5], 255u * rows);
+    free(m);
+  }
 }
 
 /* ---- the layer-pass kernels (kernel_table.h) vs the generic ones ---- */

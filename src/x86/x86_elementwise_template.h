@@ -187,9 +187,34 @@ static void colwise_block(const uint8_t *x, size_t rows, size_t ld, uint8_t *min
   for (int j = 0; j < 4; j++) vi_store(sum + j * I8T_VLANES, s32[j]);
 }
 
+/* Narrow contiguous matrices (cols divides one vector, ld = cols): one
+ * vector holds block / cols whole rows, so the vector loop runs over them as
+ * if they were one wide row, and its lanes fold into the columns at the end
+ * (lane j is column j % cols). The rows left over (fewer than one vector) go
+ * through the portable kernel first. */
+static void colwise_narrow(const uint8_t *x, size_t rows, size_t cols, uint8_t *min,
+                           uint8_t *max, uint32_t *sum) {
+  enum { BLOCK = 4 * I8T_VLANES };
+  uint8_t lmn[BLOCK], lmx[BLOCK];
+  uint32_t lsum[BLOCK];
+  size_t per = BLOCK / cols, vrows = rows / per;
+  i8t_colwise_stats_u8__generic(x + vrows * BLOCK, rows - vrows * per, cols, cols, min, max, sum);
+  colwise_block(x, vrows, BLOCK, lmn, lmx, lsum);
+  for (size_t j = 0; j < BLOCK; j++) {
+    size_t c = j % cols;
+    min[c] = lmn[j] < min[c] ? lmn[j] : min[c];
+    max[c] = lmx[j] > max[c] ? lmx[j] : max[c];
+    sum[c] += lsum[j];
+  }
+}
+
 void I8T_X86_NAME(i8t_colwise_stats_u8)(const uint8_t *x, size_t rows, size_t cols, size_t ld,
                                         uint8_t *min, uint8_t *max, uint32_t *sum) {
   const size_t block = 4 * I8T_VLANES;
+  if (cols < block && ld == cols && block % cols == 0) {
+    colwise_narrow(x, rows, cols, min, max, sum);
+    return;
+  }
   size_t c = 0;
   for (; c + block <= cols; c += block) colwise_block(x + c, rows, ld, min + c, max + c, sum + c);
   /* Remaining columns (fewer than one vector): the portable kernel, which
