@@ -320,17 +320,25 @@ static void wait_for_active(i8t_context *ctx) {
     }
   }
   pthread_mutex_lock(&ctx->lock);
-  atomic_store(&ctx->caller_waiting, 1);
+  /* An exchange, not a store: see publish_job(). */
+  atomic_exchange(&ctx->caller_waiting, 1);
   while (JOB_ACTIVE(atomic_load(&ctx->job)) > 0) pthread_cond_wait(&ctx->done, &ctx->lock);
   atomic_store(&ctx->caller_waiting, 0);
   pthread_mutex_unlock(&ctx->lock);
 }
 
 /* Publishes the next generation, open (a job) or closed (the stop signal),
- * and wakes the sleeping workers. */
+ * and wakes the sleeping workers.
+ * Both halves of each store-then-load handshake (here: store job, load
+ * sleepers; wait_for_active(): set caller_waiting, load job) write with a
+ * read-modify-write, not a plain seq_cst store. C11 orders either, but on
+ * AArch64 a seq_cst store and load compile to stlr and ldar, whose ordering
+ * an emulator on an x86 host (qemu-user, where the ARM tests run) need not
+ * keep; an atomic RMW is a full barrier everywhere, at no measurable cost
+ * once per job. */
 static void publish_job(i8t_context *ctx, int open) {
   uint32_t gen = JOB_GEN(atomic_load(&ctx->job)) + 1;
-  atomic_store(&ctx->job, ((uint64_t)gen << 32) | (open ? 0 : JOB_CLOSED));
+  atomic_exchange(&ctx->job, ((uint64_t)gen << 32) | (open ? 0 : JOB_CLOSED));
   if (atomic_load(&ctx->sleepers) > 0) {
     pthread_mutex_lock(&ctx->lock);
     pthread_cond_broadcast(&ctx->wake);
@@ -378,14 +386,21 @@ static void *worker_main(void *p) {
   atomic_fetch_add(&ctx->started, 1);
   pthread_cond_signal(&ctx->done);
   pthread_mutex_unlock(&ctx->lock);
+  /* The stop flag is read after join_job(), not before: join_job() moves
+   * `seen` to the newest generation, which may already be the stop signal
+   * (the worker woke for the last job and was descheduled until the context
+   * was destroyed); read before, the worker would then wait for a generation
+   * after the stop signal forever, and i8t_context_destroy() with it. The
+   * flag is stored before the stop generation is published, so a worker
+   * that has seen that generation sees the flag. */
   uint32_t seen = 0; /* the context starts at generation 0, closed */
   for (;;) {
-    seen = wait_for_job(ctx, seen);
-    if (atomic_load(&ctx->stop)) return NULL;
     if (join_job(ctx, &seen)) {
       run_tasks(ctx, w->index);
       leave_job(ctx);
     }
+    if (atomic_load(&ctx->stop)) return NULL;
+    seen = wait_for_job(ctx, seen);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "int8train/layers.h"
 #include "int8train/model.h"
+#include "isa_list.h"
 #include "test_util.h"
 
 /* I8T_TEST_SCALE=small (qemu runs): fewer ablations and input shapes. */
@@ -362,6 +363,54 @@ static void test_thread_count_independent(void **state) {
   free_data(&d);
 }
 
+/* Every kernel path computes the same integers (exact GEMMs, quantizers and
+ * reductions bit-identical by construction), so a short int8 run on any
+ * path must reach the very state the portable path reaches: a vectorised
+ * float step that rounded differently would show here, as would any kernel
+ * that is only approximately exact on real training data. */
+static void train_on_isa(i8t_isa isa, const dataset *d, double *losses, int steps,
+                         snapshot *out) {
+  assert_int_equal(i8t_isa_select(isa), I8T_OK);
+  i8t_model *m = make_model("resnet8", I8T_PRECISION_INT8, 4, 21, NULL, NULL);
+  size_t sz = (size_t)(d->c * d->h * d->w);
+  for (int s = 0; s < steps; s++) {
+    i8t_batch_result r;
+    i8t_status st = i8t_model_train_step(m, d->x + (size_t)s * 16 * sz, d->y + s * 16, 16, 0.05f, &r);
+    if (st) fail_msg("%s step %d: %s", i8t_isa_name(isa), s, i8t_last_error());
+    losses[s] = r.loss;
+  }
+  *out = take(m);
+  i8t_model_destroy(m);
+}
+
+static void check_isa_matches_generic(i8t_isa isa) {
+  enum { steps = 5 };
+  i8t_isa before = i8t_isa_selected();
+  test_select_isa_or_skip(isa);
+  dataset d = make_data(16 * steps, 1, 8, 8, 8);
+  double ref_loss[steps], loss[steps];
+  snapshot ref, got;
+  train_on_isa(I8T_ISA_GENERIC, &d, ref_loss, steps, &ref);
+  train_on_isa(isa, &d, loss, steps, &got);
+  assert_int_equal(i8t_isa_select(before), I8T_OK);
+  for (int s = 0; s < steps; s++)
+    if (loss[s] != ref_loss[s])
+      fail_msg("%s: step %d loss %.9g, generic %.9g", i8t_isa_name(isa), s, loss[s], ref_loss[s]);
+  for (size_t i = 0; i < ref.count; i++)
+    if (memcmp(got.data[i], ref.data[i], ref.size[i] * 4))
+      fail_msg("%s: state tensor %zu differs from the generic path's", i8t_isa_name(isa), i);
+  free_snapshot(&ref);
+  free_snapshot(&got);
+  free_data(&d);
+}
+
+#define DEFINE_ISA_TRAINING_TEST(name, isa) \
+  static void test_int8_training_same_on_##name(void **state) { \
+    (void)state;                                                \
+    check_isa_matches_generic(isa);                             \
+  }
+I8T_TEST_ISAS(DEFINE_ISA_TRAINING_TEST)
+
 static void test_tiny_batches(void **state) {
   (void)state;
   dataset d = make_data(4, 1, 8, 8, 7);
@@ -556,6 +605,8 @@ int main(void) {
       cmocka_unit_test(test_restore_continues_identically),
       cmocka_unit_test(test_thread_count_independent),
       cmocka_unit_test(test_tiny_batches),
+#define LIST_ISA_TRAINING_TEST(name, isa) cmocka_unit_test(test_int8_training_same_on_##name),
+      I8T_TEST_ISAS(LIST_ISA_TRAINING_TEST)
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_fp32_backends_agree),
       cmocka_unit_test(test_fp32_model_gradient),

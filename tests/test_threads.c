@@ -105,6 +105,20 @@ static void test_every_task_once(void **state) {
 
 /* Hundreds of back-to-back calls (workers spinning), then calls separated by
  * pauses longer than the spin time (workers asleep when the job comes). */
+/* A context destroyed right after a job, while a worker that woke for that
+ * job may still be on its way to join it: the worker must still see the stop
+ * signal (it once waited for a later generation forever: hung under qemu
+ * with three test processes on two cores). More threads than PUs make the
+ * descheduling that opens the window likely. */
+static void test_destroy_right_after_job(void **state) {
+  (void)state;
+  for (int round = 0; round < 200; round++) {
+    i8t_context *ctx = make_context(usable_pus() + 1 + round % 2, I8T_PIN_NONE);
+    check_coverage(ctx, (size_t)(1 + round % 5));
+    i8t_context_destroy(ctx);
+  }
+}
+
 static void test_many_calls_spinning_and_sleeping(void **state) {
   (void)state;
   i8t_context *ctx = make_context(usable_pus() > 2 ? usable_pus() : 2, I8T_PIN_COMPACT);
@@ -113,6 +127,30 @@ static void test_many_calls_spinning_and_sleeping(void **state) {
     usleep(2000);
     check_coverage(ctx, 64);
   }
+  i8t_context_destroy(ctx);
+}
+
+/* Jobs where a worker's task outlasts the caller's spin (SPIN_NS, 100 us) by
+ * a varying margin: the caller closes the job, spins, goes to sleep, and the
+ * last worker out must wake it. A lost wake-up in that handshake hangs here
+ * (ctest's timeout turns a hang into a failure). */
+static void busy_wait_us(double us) {
+  double end = seconds_now() + 1e-6 * us;
+  while (seconds_now() < end) {
+  }
+}
+
+static void slow_worker_task(void *arg, size_t task, int worker) {
+  const unsigned *round = arg;
+  if (worker != 0) busy_wait_us((double)((*round * 37u + (unsigned)task * 11u) % 220u));
+}
+
+static void test_caller_woken_by_last_worker(void **state) {
+  (void)state;
+  i8t_context *ctx = make_context(2, I8T_PIN_COMPACT);
+  for (unsigned round = 0; round < 1500; round++)
+    i8t_parallel_for(ctx, 2, slow_worker_task, &round);
+  check_coverage(ctx, 100); /* and the pool still works */
   i8t_context_destroy(ctx);
 }
 
@@ -729,6 +767,8 @@ int main(void) {
       cmocka_unit_test(test_create_destroy_many),
       cmocka_unit_test(test_every_task_once),
       cmocka_unit_test(test_many_calls_spinning_and_sleeping),
+      cmocka_unit_test(test_caller_woken_by_last_worker),
+      cmocka_unit_test(test_destroy_right_after_job),
       cmocka_unit_test(test_all_workers_run_at_once),
       cmocka_unit_test(test_nested_call_runs_inline),
       cmocka_unit_test(test_concurrent_callers_serialised),
