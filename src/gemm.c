@@ -12,7 +12,11 @@
  * reads A in place when the source already is the packed type (only edge
  * rows are packed), lets the kernel add into int64 C, and has it subtract
  * the zero-point correction as it stores the last KC block; otherwise edge
- * tiles, int64 sums and the correction go through a small tile buffer. */
+ * tiles, int64 sums and the correction go through a small tile buffer.
+ *
+ * The correction's column sums of B come from the packed B panels (sum_b),
+ * added up by each task over its own columns as it packs each KC block: no
+ * separate pass over B, and no output shared between tasks. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +35,7 @@ typedef struct gemm_job {
   int32_t *c32;           /* int32 output (u8s8, s8s8), or */
   int64_t *c64;           /* int64 output (s16u8): KC blocks summed in int64 */
   size_t ldc;
-  const int32_t *col_corr; /* subtracted from every row of C; NULL = none */
+  int32_t corr_factor;     /* C -= corr_factor * colsum(B); 0 = no correction */
   int a_in_place;          /* A is read where it is (see a_readable_in_place) */
 } gemm_job;
 
@@ -46,8 +50,12 @@ static size_t b_block_bytes(const gemm_job *j) {
 static size_t tile_bytes(const gemm_job *j) {
   return (size_t)j->uk->mr * j->uk->nr * sizeof(int32_t);
 }
+/* Column sums of the task's B columns, then their correction terms. */
+static size_t sums_bytes(const gemm_job *j) {
+  return I8T_ROUND_UP(j->nc, j->uk->nr) * sizeof(int32_t);
+}
 static size_t scratch_bytes(const gemm_job *j) {
-  return a_block_bytes(j) + b_block_bytes(j) + tile_bytes(j) + 128;
+  return a_block_bytes(j) + b_block_bytes(j) + tile_bytes(j) + sums_bytes(j) + 192;
 }
 
 static i8t_pack_src offset_src(const i8t_pack_src *s, size_t r, size_t c) {
@@ -72,10 +80,9 @@ static int a_readable_in_place(const gemm_job *j) {
 }
 
 /* Adds (or stores, on the first KC block) the m x n valid part of an int32
- * tile into C, subtracting the column correction on the last KC block. */
+ * tile into C, subtracting the tile's column correction `corr` (or NULL). */
 static void add_tile(const gemm_job *j, const int32_t *tile, size_t row, size_t col, size_t m,
-                     size_t n, int first_k, int last_k) {
-  const int32_t *corr = last_k && j->col_corr ? j->col_corr + col : NULL;
+                     size_t n, int first_k, const int32_t *corr) {
   for (size_t r = 0; r < m; r++) {
     const int32_t *t = tile + r * j->uk->nr;
     if (j->c32) {
@@ -93,9 +100,11 @@ static void add_tile(const gemm_job *j, const int32_t *tile, size_t row, size_t 
 
 /* One MR x NR tile (m x n valid) of a KC block. Full tiles go straight to C
  * (int32 with `run`; int32 or int64 with run_ex, which also subtracts the
- * correction); the rest go through `tile` and add_tile. */
+ * correction `corr`, non-NULL on the last KC block only); the rest go
+ * through `tile` and add_tile. */
 static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pad, size_t row,
-                     size_t col, size_t m, size_t n, int first_k, int last_k, int32_t *tile) {
+                     size_t col, size_t m, size_t n, int first_k, const int32_t *corr,
+                     int32_t *tile) {
   const i8t_gemm_ukernel *uk = j->uk;
   int full = m == uk->mr && n == uk->nr;
   if (uk->run_ex) {
@@ -105,7 +114,7 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
       args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
       args.c64 = j->c64 ? j->c64 + row * j->ldc + col : NULL;
       args.ldc = j->ldc;
-      args.col_sub = last_k && j->col_corr ? j->col_corr + col : NULL;
+      args.col_sub = corr;
       uk->run_ex(&args);
       return;
     }
@@ -113,13 +122,21 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
     args.ldc = uk->nr;
     args.accumulate = 0;
     uk->run_ex(&args);
-  } else if (full && j->c32 && !(last_k && j->col_corr)) {
+  } else if (full && j->c32 && !corr) {
     uk->run(kc_pad, ap.a, bp, j->c32 + row * j->ldc + col, j->ldc, !first_k);
     return;
   } else {
     uk->run(kc_pad, ap.a, bp, tile, uk->nr, 0);
   }
-  add_tile(j, tile, row, col, m, n, first_k, last_k);
+  add_tile(j, tile, row, col, m, n, first_k, corr);
+}
+
+/* The correction terms of NR columns from their column sums over the whole K
+ * in the packed domain (which added the B shift K times): in place. */
+static void sums_to_correction(const gemm_job *j, int32_t *sums) {
+  uint32_t shift_k = (uint32_t)j->b.shift * (uint32_t)j->K;
+  for (size_t x = 0; x < j->uk->nr; x++)
+    sums[x] = (int32_t)(((uint32_t)sums[x] - shift_k) * (uint32_t)j->corr_factor);
 }
 
 static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
@@ -131,8 +148,11 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
   char *apack = scratch;
   char *bpack = apack + I8T_ROUND_UP(a_block_bytes(j), 64);
   int32_t *tile = (int32_t *)(bpack + I8T_ROUND_UP(b_block_bytes(j), 64));
+  int32_t *sums = j->corr_factor ? tile + I8T_ROUND_UP(tile_bytes(j), 64) / sizeof *tile : NULL;
   i8t_pack_a_fn pack_a = uk->pack_a ? uk->pack_a : i8t_pack_a_portable;
   i8t_pack_b_fn pack_b = uk->pack_b ? uk->pack_b : i8t_pack_b_portable;
+  i8t_sum_b_fn sum_b = uk->sum_b ? uk->sum_b : i8t_sum_b_portable;
+  if (sums) memset(sums, 0, sums_bytes(j));
   size_t a_esize = i8t_pack_elem_size(uk->a_elem), b_esize = i8t_pack_elem_size(uk->b_elem);
 
   for (size_t pc = 0; pc < j->K; pc += j->kc) {
@@ -147,6 +167,10 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
     int first_k = pc == 0, last_k = pc + kb == j->K;
     for (size_t jr = 0; jr < nb; jr += uk->nr) {
       const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
+      /* Summed just before its tiles: the panel is then in L1 for them. */
+      if (sums) sum_b(uk, kc_pad, bp, sums + jr);
+      if (sums && last_k) sums_to_correction(j, sums + jr);
+      const int32_t *corr = sums && last_k ? sums + jr : NULL;
       for (size_t ir = 0; ir < mb; ir += uk->mr) {
         a_panel ap;
         if (ir < m_direct) {
@@ -157,7 +181,7 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
                          uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize};
         }
         run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
-                 I8T_MIN(uk->nr, nb - jr), first_k, last_k, tile);
+                 I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
       }
     }
   }
@@ -323,60 +347,6 @@ static i8t_status check_common(size_t M, size_t N, size_t K, const void *a, cons
   return I8T_OK;
 }
 
-/* Columns per task of the column sums: fixed, so the split never depends on
- * the thread count (the sums are exact anyway). */
-#define COLSUM_COLUMNS 32
-
-typedef struct colsum_job {
-  const i8t_pack_src *b;
-  size_t K, N;
-  int32_t factor;
-  int32_t *corr;
-} colsum_job;
-
-/* corr[n] = colsum(B)[n] * factor for one block of columns, walking B in
- * its storage order (rows of a row-major B, columns of a transposed one). */
-static void colsum_task(void *arg, size_t task, int worker) {
-  const colsum_job *j = arg;
-  const int8_t *p = j->b->data;
-  size_t rs = j->b->row_stride, cs = j->b->col_stride;
-  size_t n0 = task * COLSUM_COLUMNS, nb = I8T_MIN((size_t)COLSUM_COLUMNS, j->N - n0);
-  int32_t sum[COLSUM_COLUMNS] = {0};
-  (void)worker;
-  if (cs == 1 && nb == COLSUM_COLUMNS) {
-    /* The common case, vectorised: int16 partial sums over 256 rows (at most
-     * 256 * 128 in magnitude) keep a whole chunk in registers. */
-    for (size_t k0 = 0; k0 < j->K; k0 += 256) {
-      int16_t part[COLSUM_COLUMNS] = {0};
-      for (size_t k = k0; k < I8T_MIN(j->K, k0 + 256); k++) {
-        const int8_t *row = p + k * rs + n0;
-        for (size_t x = 0; x < COLSUM_COLUMNS; x++) part[x] = (int16_t)(part[x] + row[x]);
-      }
-      for (size_t x = 0; x < COLSUM_COLUMNS; x++) sum[x] += part[x];
-    }
-  } else if (cs <= rs) {
-    for (size_t k = 0; k < j->K; k++)
-      for (size_t x = 0; x < nb; x++) sum[x] += p[k * rs + (n0 + x) * cs];
-  } else {
-    for (size_t x = 0; x < nb; x++)
-      for (size_t k = 0; k < j->K; k++) sum[x] += p[k * rs + (n0 + x) * cs];
-  }
-  for (size_t x = 0; x < nb; x++)
-    j->corr[n0 + x] = (int32_t)((uint32_t)sum[x] * (uint32_t)j->factor);
-}
-
-/* colsum(B)[n] * factor over the whole K, for the int8-packed A correction;
- * spread over the context's workers (serial, it limited the speed-up of
- * small-M GEMMs). */
-static int32_t *column_correction(i8t_context *ctx, const i8t_pack_src *b, size_t K, size_t N,
-                                  int32_t factor) {
-  int32_t *corr = malloc(N * sizeof *corr);
-  if (!corr) return NULL;
-  colsum_job j = {b, K, N, factor, corr};
-  i8t_parallel_for(ctx, (N + COLSUM_COLUMNS - 1) / COLSUM_COLUMNS, colsum_task, &j);
-  return corr;
-}
-
 /* u8s8 and s8s8 share everything but the source type and zero point of A. */
 static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, size_t M,
                                size_t N, size_t K, i8t_matrix A, i8t_pack_elem a_src,
@@ -393,17 +363,10 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
                        i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
   /* Packed products are at most 255 * 128 (u8 x s8, or the -128 shift). */
   j.kc = balanced_kc(K, overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr), uk->kr);
-  int32_t factor = a_zp + j.a.shift; /* see kernel_table.h */
-  int32_t *corr = NULL;
-  if (uk->a_elem != I8T_PACK_S16 && factor != 0) {
-    corr = column_correction(ctx, &j.b, K, N, factor);
-    if (!corr) return i8t_error(I8T_ERR_NO_MEMORY, "GEMM column sums");
-  }
-  j.col_corr = corr;
+  /* see kernel_table.h; an S16-packed A has its zero point subtracted */
+  j.corr_factor = uk->a_elem != I8T_PACK_S16 ? a_zp + j.a.shift : 0;
   j.a_in_place = a_readable_in_place(&j);
-  st = run_job(ctx, &j);
-  free(corr);
-  return st;
+  return run_job(ctx, &j);
 }
 
 static const i8t_kernel_table *table(void) { return i8t_kernels(); }

@@ -46,7 +46,8 @@ typedef enum i8t_pack_elem {
  *   to S8 : v - 128 for a u8 source (SDOT / sign-trick want s8 x s8), v for s8
  * The shift `off` applied to an int8-packed A changes the product by
  * (zp + off) * colsum(B); the driver subtracts that from C using column sums
- * of B over the whole K. */
+ * of B over the whole K, which it adds up from the packed B panels (sum_b)
+ * of each KC block as it uses them, less the B shift times K. */
 
 /* C[0..MR)[0..NR) (row stride ldc, in int32 elements) = (accumulate ? C : 0)
  * + packed_A * packed_B over kc values of K. Exactness contract: the int32
@@ -97,6 +98,13 @@ typedef void (*i8t_pack_a_fn)(const struct i8t_gemm_ukernel *uk, const i8t_pack_
 /* Packs k [0, kc) x columns [0, n) of B into ceil(n / NR) consecutive B panels. */
 typedef void (*i8t_pack_b_fn)(const struct i8t_gemm_ukernel *uk, const i8t_pack_src *src,
                               size_t kc, size_t n, void *dst);
+/* Adds to sums[0..NR) the column sums of one packed B panel of kc_pad values
+ * (a multiple of KR), in the packed element domain: sums[c] += the sum over
+ * g, j of element (g, c, j). The driver takes the zero-point correction of an
+ * int8-packed A from these (one pass over a panel already in cache, instead
+ * of one over B in memory). */
+typedef void (*i8t_sum_b_fn)(const struct i8t_gemm_ukernel *uk, size_t kc_pad,
+                             const void *b_panel, int32_t *sums);
 
 typedef struct i8t_gemm_ukernel {
   const char *name;        /* e.g. "gemm_u8s8s32_4x16c2__avx2" */
@@ -107,6 +115,8 @@ typedef struct i8t_gemm_ukernel {
    * its own where packing would otherwise limit speed. */
   i8t_pack_a_fn pack_a;
   i8t_pack_b_fn pack_b;
+  /* Optional (NULL: the portable one in src/pack.c); int8 B panels only. */
+  i8t_sum_b_fn sum_b;
   uint8_t mr, nr, kr;      /* tile rows, tile columns, K group */
   uint8_t a_elem, b_elem;  /* i8t_pack_elem of the packed panels */
   /* Cache blocking (0 = driver default). kc is further capped by the
@@ -176,6 +186,14 @@ typedef void (*i8t_affine_s8_f32_fn)(size_t n, const int8_t *g, const float *a,
                                      const float *b, float *v);
 typedef void (*i8t_add_centered_u8_f32_fn)(size_t n, const uint8_t *x, const float *e,
                                            const float *qbar, float *v);
+/* BN backward's two stochastic error operands from one hash per element,
+ * h = i8t_rng_hash(noise.key, noise.ctr + i): q8 = Q_s8(w * inv8), w = cs ?
+ * v * cs : v, with u = (h >> 8) / 2^24 (bit-identical to quantize_f32_s8 on
+ * w); q16 = Q_s16(v * inv16) with u = (h & 255) / 256, the hash's other bits.
+ * Clamped to +-127 / +-32767. noise.stochastic must be set. */
+typedef void (*i8t_quantize_f32_s8s16_fn)(size_t n, const float *v, const float *cs, float inv8,
+                                          float inv16, i8t_noise noise, int8_t *q8,
+                                          int16_t *q16);
 
 typedef struct i8t_kernel_table {
   i8t_isa isa;
@@ -201,6 +219,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_mask_pos_f32_fn run; } mask_pos_f32;
   struct { const char *name; i8t_affine_s8_f32_fn run; } affine_s8_f32;
   struct { const char *name; i8t_add_centered_u8_f32_fn run; } add_centered_u8_f32;
+  struct { const char *name; i8t_quantize_f32_s8s16_fn run; } quantize_f32_s8s16;
 } i8t_kernel_table;
 
 /* The table in use (filled on first call). Never NULL. */

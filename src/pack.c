@@ -76,3 +76,23 @@ void i8t_pack_b_portable(const i8t_gemm_ukernel *uk, const i8t_pack_src *src, si
     dst = (char *)dst + panel_bytes;
   }
 }
+
+/* Column sums of one packed B panel, group by group, the loop specialised
+ * per element type. uint32 sums: wrap-around is defined (and never happens
+ * for a K the driver accepts). */
+#define SUM_PANEL(T)                                                                   \
+  for (size_t i = 0; i < n; i += nr * kr)                                              \
+    for (size_t x = 0; x < nr * kr; x++) acc[x / kr] += (uint32_t)(int32_t)((const T *)b_panel)[i + x];
+
+void i8t_sum_b_portable(const i8t_gemm_ukernel *uk, size_t kc_pad, const void *b_panel,
+                        int32_t *sums) {
+  size_t nr = uk->nr, kr = uk->kr, n = kc_pad / kr * nr * kr;
+  uint32_t acc[256] = {0}; /* NR <= 255 (uint8_t) */
+  switch (uk->b_elem) {
+    case I8T_PACK_U8: SUM_PANEL(uint8_t) break;
+    case I8T_PACK_S8: SUM_PANEL(int8_t) break;
+    default: SUM_PANEL(int16_t) break;
+  }
+  for (size_t c = 0; c < nr; c++) sums[c] = (int32_t)((uint32_t)sums[c] + acc[c]);
+}
+#undef SUM_PANEL

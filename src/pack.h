@@ -14,5 +14,7 @@ void i8t_pack_a_portable(const i8t_gemm_ukernel *uk, const i8t_pack_src *src, si
                          size_t kc, void *dst);
 void i8t_pack_b_portable(const i8t_gemm_ukernel *uk, const i8t_pack_src *src, size_t kc,
                          size_t n, void *dst);
+void i8t_sum_b_portable(const i8t_gemm_ukernel *uk, size_t kc_pad, const void *b_panel,
+                        int32_t *sums);
 
 #endif

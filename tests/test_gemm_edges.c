@@ -6,7 +6,8 @@
  *   - every microkernel's entry points (run, and run_ex with A packed or
  *     read in place, int32 or int64 C, accumulation, the column correction)
  *     against a plain int64 product of the packed panels, at the extreme
- *     values each packed format can hold;
+ *     values each packed format can hold, and the column sums of its packed
+ *     B panels (sum_b);
  *   - whole GEMMs with shapes around MR / NR / KR and the KC blocking, with A
  *     and B in every layout (B transposed and strided too). */
 #include <stdlib.h>
@@ -159,6 +160,22 @@ static int64_t panel_dot(const i8t_gemm_ukernel *uk, const void *ap, const void 
   return s;
 }
 
+/* The column sums of a packed B panel (the zero-point correction's input)
+ * added to arbitrary starting values, against a plain sum. */
+static void check_sum_b(const i8t_gemm_ukernel *uk, const void *bp, size_t kc, uint64_t *rng) {
+  int32_t sums[64], start[64];
+  for (size_t c = 0; c < uk->nr; c++) sums[c] = start[c] = test_rand_range(rng, -1000000, 1000000);
+  (uk->sum_b ? uk->sum_b : i8t_sum_b_portable)(uk, kc, bp, sums);
+  for (size_t c = 0; c < uk->nr; c++) {
+    int64_t want = start[c];
+    for (size_t k = 0; k < kc; k++)
+      want += get(bp, ((k / uk->kr) * uk->nr + c) * uk->kr + k % uk->kr, uk->b_elem);
+    if (sums[c] != want)
+      fail_msg("%s: column sum %zu over kc %zu = %d, expected %lld", uk->name, c, kc, sums[c],
+               (long long)want);
+  }
+}
+
 static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
   const size_t kcs[] = {uk->kr, 3u * uk->kr, 64, 256};
   const size_t mr = uk->mr, nr = uk->nr, ldc = nr + 5;
@@ -184,6 +201,7 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
       for (size_t c = 0; c < nr; c++) col_sub[c] = test_rand_range(rng, -1000000, 1000000);
       for (size_t r = 0; r < mr; r++)
         for (size_t c = 0; c < nr; c++) want[r * nr + c] = panel_dot(uk, ap, bp, kc, r, c);
+      check_sum_b(uk, bp, kc, rng);
       for (int mode = 0; mode < 6; mode++) {
         /* 0 run, 1 run accumulate, 2 ex packed + col_sub + accumulate,
          * 3 ex in place, 4 ex int64, 5 ex int64 accumulate in place */

@@ -13,6 +13,7 @@ static i8t_gemm_ukernel vnni_u8s8_ukernel(const char *name) {
                             .run_ex = i8t_gemm_u8s8s32_ukernel_ex_8x32c4__avx512vnni,
                             .pack_a = i8t_pack_a_c4x8__avx512vnni,
                             .pack_b = i8t_pack_b_c4x8__avx512vnni,
+                            .sum_b = i8t_sum_b_8x32c4__avx512vnni,
                             .mr = 8, .nr = 32, .kr = 4,
                             .a_elem = I8T_PACK_U8, .b_elem = I8T_PACK_S8,
                             .mc = 384, .kc = 1024, .nc = 512};

@@ -13,6 +13,7 @@ I8T_X86_DEFINE_PACKERS(avx512vnni)
 
 #define UK_NAME i8t_gemm_u8s8s32_ukernel_8x32c4__avx512vnni
 #define UK_NAME_EX i8t_gemm_u8s8s32_ukernel_ex_8x32c4__avx512vnni
+#define UK_SUM_NAME i8t_sum_b_8x32c4__avx512vnni
 #define UK_MR 8
 #define UK_NV 2
 #define UK_KR 4

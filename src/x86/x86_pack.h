@@ -145,22 +145,45 @@ static inline __attribute__((always_inline)) size_t x86_c2s16_kcontig_4lanes_x8(
   return kv / 2;
 }
 
-/* lane-contiguous, `panels` whole panels at once: 8 lanes x one group (2
- * source rows) per step, groups outermost so that the source rows are read
- * once, front to back (panel by panel would stream them panels times). */
+/* 16 lanes of one c2s16 group from an int8 source (rows p and p + ks):
+ * the bytes are interleaved first (lane l: k0, k1) and widened after, one
+ * 32-byte store of 8 pairs per half. */
+static inline __attribute__((always_inline)) void x86_c2s16_group16_x8(const char *p, size_t ks,
+                                                                       i8t_pack_elem e,
+                                                                       __m256i shift,
+                                                                       uint32_t *d) {
+  __m128i r0 = _mm_loadu_si128((const __m128i *)p);
+  __m128i r1 = _mm_loadu_si128((const __m128i *)(p + ks));
+  __m128i lo = _mm_unpacklo_epi8(r0, r1), hi = _mm_unpackhi_epi8(r0, r1);
+  __m256i wlo = e == I8T_PACK_U8 ? _mm256_cvtepu8_epi16(lo) : _mm256_cvtepi8_epi16(lo);
+  __m256i whi = e == I8T_PACK_U8 ? _mm256_cvtepu8_epi16(hi) : _mm256_cvtepi8_epi16(hi);
+  _mm256_storeu_si256((__m256i *)d, _mm256_add_epi16(wlo, shift));
+  _mm256_storeu_si256((__m256i *)(d + 8), _mm256_add_epi16(whi, shift));
+}
+
+/* lane-contiguous, `panels` whole panels at once: one group (2 source rows)
+ * x 16 lanes (int8 sources, L % 16 == 0) or 8 lanes per step, groups
+ * outermost so that the source rows are read once, front to back (panel by
+ * panel would stream them panels times). */
 static inline __attribute__((always_inline)) size_t x86_c2s16_lanecontig(
     const x86_pack_view *v, i8t_pack_elem e, size_t panels, size_t L, size_t kc, char *dst,
     size_t panel_bytes) {
   const size_t es = x86_elem_size(e), ks = v->k_stride * es;
   const __m128i shift = _mm_set1_epi16((int16_t)v->shift);
+  const __m256i shift256 = _mm256_set1_epi16((int16_t)v->shift);
+  const int wide = e != I8T_PACK_S16 && L % 16 == 0;
   size_t groups = kc / 2;
   for (size_t g = 0; g < groups; g++) {
     const char *p0 = v->data + 2 * g * ks;
-    for (size_t p = 0; p < panels; p++) {
+    for (size_t p = 0; p < panels; p++, p0 += L * es) {
       uint32_t *d = (uint32_t *)(dst + p * panel_bytes) + g * L;
+      if (wide) {
+        for (size_t l = 0; l < L; l += 16) x86_c2s16_group16_x8(p0 + l, ks, e, shift256, d + l);
+        continue;
+      }
       for (size_t l = 0; l < L; l += 8) {
-        __m128i r0 = x86_load8_s16(p0 + (p * L + l) * es, e, shift);
-        __m128i r1 = x86_load8_s16(p0 + ks + (p * L + l) * es, e, shift);
+        __m128i r0 = x86_load8_s16(p0 + l * es, e, shift);
+        __m128i r1 = x86_load8_s16(p0 + ks + l * es, e, shift);
         _mm_storeu_si128((__m128i *)(d + l), _mm_unpacklo_epi16(r0, r1));
         _mm_storeu_si128((__m128i *)(d + l + 4), _mm_unpackhi_epi16(r0, r1));
       }
@@ -232,28 +255,56 @@ static size_t x86_c4x8_kcontig(const x86_pack_view *v, size_t lanes, size_t L, s
   return kv / 4;
 }
 
-/* lane-contiguous, whole panels: 16 lanes x one group (4 source rows) per
- * step, groups outermost (see x86_c2s16_lanecontig). */
+/* 32 lanes of one c4x8 group (source rows p + i * ks, i = 0..3) into d:
+ * byte then word interleaving within each 16-byte half leaves lanes
+ * [0-3 | 16-19], [4-7 | 20-23], [8-11 | 24-27], [12-15 | 28-31]; two
+ * cross-half permutes put them in order. */
+static inline __attribute__((always_inline)) void x86_c4x8_group32(const char *p, size_t ks,
+                                                                   __m256i flip, uint32_t *d) {
+  __m256i r0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), flip);
+  __m256i r1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + ks)), flip);
+  __m256i r2 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2 * ks)), flip);
+  __m256i r3 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 3 * ks)), flip);
+  __m256i lo01 = _mm256_unpacklo_epi8(r0, r1), lo23 = _mm256_unpacklo_epi8(r2, r3);
+  __m256i hi01 = _mm256_unpackhi_epi8(r0, r1), hi23 = _mm256_unpackhi_epi8(r2, r3);
+  __m256i q0 = _mm256_unpacklo_epi16(lo01, lo23), q1 = _mm256_unpackhi_epi16(lo01, lo23);
+  __m256i q2 = _mm256_unpacklo_epi16(hi01, hi23), q3 = _mm256_unpackhi_epi16(hi01, hi23);
+  _mm256_storeu_si256((__m256i *)d, _mm256_permute2x128_si256(q0, q1, 0x20));
+  _mm256_storeu_si256((__m256i *)(d + 8), _mm256_permute2x128_si256(q2, q3, 0x20));
+  _mm256_storeu_si256((__m256i *)(d + 16), _mm256_permute2x128_si256(q0, q1, 0x31));
+  _mm256_storeu_si256((__m256i *)(d + 24), _mm256_permute2x128_si256(q2, q3, 0x31));
+}
+
+/* 16 lanes of one c4x8 group, 16-byte vectors (panels of 16 lanes). */
+static inline __attribute__((always_inline)) void x86_c4x8_group16(const char *p, size_t ks,
+                                                                   __m128i flip, uint32_t *d) {
+  __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), flip);
+  __m128i r1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + ks)), flip);
+  __m128i r2 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 2 * ks)), flip);
+  __m128i r3 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 3 * ks)), flip);
+  __m128i lo01 = _mm_unpacklo_epi8(r0, r1), lo23 = _mm_unpacklo_epi8(r2, r3);
+  __m128i hi01 = _mm_unpackhi_epi8(r0, r1), hi23 = _mm_unpackhi_epi8(r2, r3);
+  _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(lo01, lo23));
+  _mm_storeu_si128((__m128i *)(d + 4), _mm_unpackhi_epi16(lo01, lo23));
+  _mm_storeu_si128((__m128i *)(d + 8), _mm_unpacklo_epi16(hi01, hi23));
+  _mm_storeu_si128((__m128i *)(d + 12), _mm_unpackhi_epi16(hi01, hi23));
+}
+
+/* lane-contiguous, whole panels (L % 16 == 0): one group (4 source rows) x
+ * 32 or 16 lanes per step, groups outermost (see x86_c2s16_lanecontig). */
 static size_t x86_pack_panels_lanecontig_c4x8(const x86_pack_view *v, size_t panels, size_t L,
                                               size_t kc, void *dst, size_t panel_bytes) {
   const __m128i flip = x86_flip_mask(v);
+  const __m256i flip256 = _mm256_set1_epi8(v->shift ? (char)0x80 : 0);
   const size_t ks = v->k_stride;
   size_t groups = kc / 4;
   for (size_t g = 0; g < groups; g++) {
-    for (size_t i = 0; i < panels * L; i += 16) {
-      size_t panel = i / L, l = i % L;
-      const char *p = v->data + 4 * g * ks + panel * L;
-      __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + l)), flip);
-      __m128i r1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + ks + l)), flip);
-      __m128i r2 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 2 * ks + l)), flip);
-      __m128i r3 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 3 * ks + l)), flip);
-      __m128i lo01 = _mm_unpacklo_epi8(r0, r1), lo23 = _mm_unpacklo_epi8(r2, r3);
-      __m128i hi01 = _mm_unpackhi_epi8(r0, r1), hi23 = _mm_unpackhi_epi8(r2, r3);
-      __m128i *d = (__m128i *)((uint32_t *)((char *)dst + panel * panel_bytes) + g * L + l);
-      _mm_storeu_si128(d + 0, _mm_unpacklo_epi16(lo01, lo23));
-      _mm_storeu_si128(d + 1, _mm_unpackhi_epi16(lo01, lo23));
-      _mm_storeu_si128(d + 2, _mm_unpacklo_epi16(hi01, hi23));
-      _mm_storeu_si128(d + 3, _mm_unpackhi_epi16(hi01, hi23));
+    const char *p = v->data + 4 * g * ks;
+    for (size_t panel = 0; panel < panels; panel++, p += L) {
+      uint32_t *d = (uint32_t *)((char *)dst + panel * panel_bytes) + g * L;
+      size_t l = 0;
+      for (; l + 32 <= L; l += 32) x86_c4x8_group32(p + l, ks, flip256, d + l);
+      for (; l < L; l += 16) x86_c4x8_group16(p + l, ks, flip, d + l);
     }
   }
   return groups;

@@ -9,9 +9,12 @@
  * subtracting a per-column term) or widened into int64 C.
  *
  * Defines UK_NAME (the kernel_table.h `run` contract: packed A) and
- * UK_NAME_EX (`run_ex`: i8t_ukernel_args). Include after the ISA's vector
- * header with these defined (undefined at the end):
+ * UK_NAME_EX (`run_ex`: i8t_ukernel_args), and UK_SUM_NAME if defined (the
+ * i8t_sum_b_fn of this B format: the same dot step with every A value 1).
+ * Include after the ISA's vector header with these defined (undefined at
+ * the end):
  *   UK_NAME, UK_NAME_EX   function names
+ *   UK_SUM_NAME           optional: column sums of a packed B panel
  *   UK_MR, UK_NV          rows, vectors per row (NR = NV * I8T_VLANES)
  *   UK_KR                 K values per group (4 bytes)
  *   UK_DOT(acc, a, b)     the dot step */
@@ -72,6 +75,38 @@ void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, 
 }
 
 void UK_NAME_EX(const i8t_ukernel_args *p) { UK_TILE(p); }
+
+#ifdef UK_SUM_NAME
+/* sums[c] += column c of the panel: a dot step against a broadcast of ones
+ * (KR values of 1 per 32 bits) adds a column's KR values of a group into its
+ * lane. Two accumulator sets, even and odd groups, halve the dependency
+ * chain. */
+void UK_SUM_NAME(const i8t_gemm_ukernel *uk, size_t kc_pad, const void *b_panel,
+                 int32_t *sums) {
+  const char *b = b_panel;
+  const i8t_vi ones = vi_set1(UK_KR == 4 ? 0x01010101 : 0x00010001);
+  i8t_vi acc0[UK_NV], acc1[UK_NV];
+  (void)uk;
+  _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) {
+    acc0[v] = vi_load(sums + v * I8T_VLANES);
+    acc1[v] = vi_zero();
+  }
+  size_t groups = kc_pad / UK_KR;
+  for (size_t g = 0; g + 1 < groups; g += 2, b += 8 * UK_NV * I8T_VLANES) {
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) {
+      acc0[v] = UK_DOT(acc0[v], ones, vi_load(b + v * 4 * I8T_VLANES));
+      acc1[v] = UK_DOT(acc1[v], ones, vi_load(b + (UK_NV + v) * 4 * I8T_VLANES));
+    }
+  }
+  if (groups % 2) {
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
+      acc0[v] = UK_DOT(acc0[v], ones, vi_load(b + v * 4 * I8T_VLANES));
+  }
+  _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
+    vi_store(sums + v * I8T_VLANES, vi_add32(acc0[v], acc1[v]));
+}
+#undef UK_SUM_NAME
+#endif
 
 #undef UK_TILE
 #undef UK_CAT
