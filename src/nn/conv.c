@@ -72,6 +72,31 @@ nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s) {
 #define NN_PANEL 32
 static size_t padded(size_t n) { return I8T_ROUND_UP(n, NN_PANEL); }
 
+/* Narrow outputs (C = 8 or 16 channels) waste half the panel or more, and
+ * padding them costs a copy of the output. Instead G = 32 / C output rows
+ * go into one GEMM row: row r' of A is rows G r' .. G r' + G - 1 of the
+ * column matrix side by side (the same bytes, read with a G times longer
+ * row), and B is block-diagonal, group g's C columns seeing only the g-th
+ * part. The GEMM then writes y itself, whole 32-column panels. Returns G, or
+ * 1 where that does not apply (C not dividing 32, `rows` per sample not a
+ * multiple of G, a GEMM depth G * ld above the int32-exact limit). */
+static size_t row_groups(size_t C, size_t rows, size_t ld) {
+  if (C >= NN_PANEL || NN_PANEL % C != 0) return 1;
+  size_t G = NN_PANEL / C;
+  return rows % G == 0 && G * ld <= I8T_GEMM_MAX_K ? G : 1;
+}
+
+/* The GEMM's B as [N x G*ld] bytes (the B^T of i8t_matrix {b, 1, G*ld}),
+ * from w [C x K]: with G = 1, w padded with zero rows to N and zero columns
+ * to ld; with G > 1 (N = G*C) block-diagonal, row g*C + c holding w's row c
+ * at column g*ld. */
+static void grouped_weights(const int8_t *w, size_t C, size_t K, size_t ld, size_t G, size_t N,
+                            int8_t *b) {
+  memset(b, 0, N * G * ld);
+  for (size_t g = 0; g < G; g++)
+    for (size_t c = 0; c < C; c++) memcpy(b + (g * C + c) * G * ld + g * ld, w + c * K, K);
+}
+
 /* dst [rows x ld] = src [rows x cols] with zero columns after cols. */
 static void pad_columns_s8(const int8_t *src, size_t rows, size_t cols, size_t ld, int8_t *dst) {
   for (size_t r = 0; r < rows; r++) {
@@ -277,7 +302,8 @@ typedef struct fwd_job {
   i8t_workspace *ws;
   const uint8_t *x;
   uint8_t zp;
-  const int8_t *w; /* [Cp x K], rows past out_c zero */
+  const int8_t *w; /* [N x G*ld]: grouped_weights */
+  size_t ld, G, N;  /* column matrix row bytes, row groups, GEMM width */
   int32_t *y;
   const float *col_scale;
   size_t ncs;
@@ -321,10 +347,10 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
   const fwd_finish *f = arg;
   const fwd_job *j = f->j;
   const nn_conv_geom *g = &j->g;
-  size_t n = f->n0 + task, C = (size_t)g->s.out_c, Cp = padded(C);
+  size_t n = f->n0 + task, C = (size_t)g->s.out_c;
   int32_t *y = j->y + n * g->out_rows * C;
   (void)worker;
-  if (Cp != C) copy_columns_s32(f->out + task * g->out_rows * Cp, g->out_rows, Cp, C, y);
+  if (f->out) copy_columns_s32(f->out + task * g->out_rows * j->N, g->out_rows, j->N, C, y);
   if (j->smin) sample_range(y, g->out_rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
 }
 
@@ -333,17 +359,18 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
 static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols, int32_t *out) {
   const nn_conv_geom *g = &j->g;
   i8t_context *ctx = j->ws->ctx;
-  size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c, Cp = padded(C);
+  size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c, Kg = j->G * j->ld;
   const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
   if (!g->direct) {
-    im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, g->K);
+    im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, j->ld);
     a = cols;
   }
-  if (Cp == C) out = j->y + n0 * g->out_rows * C;
-  i8t_matrix A = {a, g->K, 1}, B = {j->w, 1, g->K};
-  i8t_status st = i8t_gemm_u8s8s32(ctx, m, Cp, g->K, A, j->zp, B, out, Cp);
-  if (st || (Cp == C && !j->smin)) return st;
-  fwd_finish f = {j, n0, out};
+  int padded_out = j->G == 1 && j->N != C;
+  int32_t *dst = padded_out ? out : j->y + n0 * g->out_rows * C;
+  i8t_matrix A = {a, Kg, 1}, B = {j->w, 1, Kg};
+  i8t_status st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, j->zp, B, dst, j->N);
+  if (st || (!padded_out && !j->smin)) return st;
+  fwd_finish f = {j, n0, padded_out ? out : NULL};
   i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);
   return I8T_OK;
 }
@@ -373,16 +400,22 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                .smax = sample_max};
   nn_errors_init(&j.err);
   const nn_conv_geom *g = &j.g;
-  size_t Co = (size_t)s->out_c, Cp = padded(Co), K = g->K;
-  size_t col_bytes = g->direct ? 0 : K, out_bytes = Cp != Co ? Cp * sizeof(int32_t) : 0;
+  /* Column rows of whole 4-byte groups: the GEMM reads them in place. The
+   * extra columns meet zero weights; their bytes are never used. */
+  size_t Co = (size_t)s->out_c, K = g->K;
+  j.ld = g->direct ? K : I8T_ROUND_UP(K, 4);
+  j.G = row_groups(Co, g->out_rows, j.ld);
+  j.N = j.G > 1 ? NN_PANEL : padded(Co);
+  size_t col_bytes = g->direct ? 0 : j.ld;
+  size_t out_bytes = j.G == 1 && j.N != Co ? j.N * sizeof(int32_t) : 0;
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
   void *buf[3];
-  size_t sizes[3] = {Cp != Co ? Cp * K : 0, rows * col_bytes, rows * out_bytes};
+  int regroup = j.N != Co || j.ld != K;
+  size_t sizes[3] = {regroup ? j.N * j.G * j.ld : 0, rows * col_bytes, rows * out_bytes};
   if ((st = shared_regions(ws, 3, sizes, buf))) return st;
-  if (buf[0]) {
-    memcpy(buf[0], w, Co * K);
-    memset((int8_t *)buf[0] + Co * K, 0, (Cp - Co) * K);
+  if (regroup) {
+    grouped_weights(w, Co, K, j.ld, j.G, j.N, buf[0]);
     j.w = buf[0];
   }
   if (batched) {
