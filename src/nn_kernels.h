@@ -1,10 +1,16 @@
 /* Declarations of the layer-pass kernels (kernel_table.h, "Layer passes"):
  * every ISA folder compiles src/generic/nn_kernels_template.h under its own
- * suffix; these macros declare one suffix's set and put it into a table. */
+ * suffix (the x86 folders take quantize_f32_s8s16 from the x86 elementwise
+ * template instead); these macros declare one suffix's set and put it into a
+ * table. */
 #ifndef INT8TRAIN_NN_KERNELS_H
 #define INT8TRAIN_NN_KERNELS_H
 
+#include <math.h>
+
 #include "kernel_table.h"
+#include "quantize_scalar.h"
+#include "rng.h"
 
 #define I8T_NN_DECLARE(SFX)                                                                 \
   void i8t_scale_s32_f32__##SFX(size_t n, const int32_t *y, const float *s, float *v);      \
@@ -25,7 +31,9 @@
   void i8t_affine_s8_f32__##SFX(size_t n, const int8_t *g, const float *a, const float *b,  \
                                 float *v);                                                  \
   void i8t_add_centered_u8_f32__##SFX(size_t n, const uint8_t *x, const float *e,           \
-                                      const float *qbar, float *v);
+                                      const float *qbar, float *v);                         \
+  void i8t_quantize_f32_s8s16__##SFX(size_t n, const float *v, const float *cs, float inv8,  \
+                                     float inv16, i8t_noise noise, int8_t *q8, int16_t *q16);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -48,7 +56,23 @@
     I8T_NN_SET_ONE(t, mask_pos_f32, SFX);          \
     I8T_NN_SET_ONE(t, affine_s8_f32, SFX);         \
     I8T_NN_SET_ONE(t, add_centered_u8_f32, SFX);   \
+    I8T_NN_SET_ONE(t, quantize_f32_s8s16, SFX);    \
   } while (0)
+
+/* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and
+ * the vector kernels' tails. */
+static inline void i8t_quantize_s8s16_one(const float *v, const float *cs, float inv8,
+                                          float inv16, i8t_noise noise, size_t i, int8_t *q8,
+                                          int16_t *q16) {
+  uint32_t h = i8t_rng_hash(noise.key, noise.ctr + (uint32_t)i);
+  float w = cs ? v[i] * cs[i] : v[i];
+  float t8 = w * inv8, f8 = floorf(t8);
+  float u8 = (float)(h >> 8) * (1.0f / 16777216.0f);
+  q8[i] = (int8_t)i8t_clamp_to_int(f8 + (u8 < t8 - f8 ? 1.0f : 0.0f), -127.0f, 127.0f);
+  float t16 = v[i] * inv16, f16 = floorf(t16);
+  float u16 = (float)(h & 255u) * (1.0f / 256.0f);
+  q16[i] = (int16_t)i8t_clamp_to_int(f16 + (u16 < t16 - f16 ? 1.0f : 0.0f), -32767.0f, 32767.0f);
+}
 
 I8T_NN_DECLARE(generic)
 #if defined(__x86_64__) || defined(_M_X64)

@@ -8,6 +8,7 @@
 
 #include "isa_list.h"
 #include "kernel_table.h"
+#include "rng.h"
 #include "test_util.h"
 
 static float *random_floats(size_t n, float lo, float hi, uint64_t seed) {
@@ -404,12 +405,60 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   free(v1), free(v2), free(m), free(a), free(y), free(q8), free(x);
 }
 
+/* BN backward's s8 + s16 errors from one hash: bit-identical across ISAs;
+ * the s8 values are quantize_f32_s8's on v * cs with the same noise; the s16
+ * values follow the rule with the hash's low byte (written out here); the
+ * s16 rounding is unbiased and its draw independent of the s8 one. */
+static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, size_t n,
+                        uint64_t rng) {
+  float *v = malloc(n * sizeof *v), *cs = malloc(n * sizeof *cs), *w = malloc(n * sizeof *w);
+  int8_t *a8 = malloc(n), *b8 = malloc(n), *r8 = malloc(n);
+  int16_t *a16 = malloc(n * 2), *b16 = malloc(n * 2);
+  adversarial_fill(v, n, &rng);
+  for (size_t i = 0; i < n; i++) cs[i] = i % 7 == 0 ? -0.0f : test_rand_float(&rng, -2.0f, 2.0f);
+  const float inv8 = 127.0f / 30.0f, inv16 = 32767.0f / 30.0f;
+  const i8t_noise noise = {1, 0x2545F491u, 0xFFFFFF00u}; /* the counter wraps inside */
+  for (int with_cs = 0; with_cs < 2; with_cs++) {
+    const float *c = with_cs ? cs : NULL;
+    t->quantize_f32_s8s16.run(n, v, c, inv8, inv16, noise, a8, a16);
+    g->quantize_f32_s8s16.run(n, v, c, inv8, inv16, noise, b8, b16);
+    assert_memory_equal(a8, b8, n);
+    assert_memory_equal(a16, b16, n * 2);
+    for (size_t i = 0; i < n; i++) w[i] = c ? v[i] * c[i] : v[i];
+    g->quantize_f32_s8.run(w, n, inv8, noise, r8);
+    assert_memory_equal(a8, r8, n);
+    for (size_t i = 0; i < n; i++) {
+      uint32_t h = i8t_rng_hash(noise.key, noise.ctr + (uint32_t)i);
+      float x = v[i] * inv16, f = floorf(x);
+      float r = f + ((float)(h & 255u) / 256.0f < x - f ? 1.0f : 0.0f);
+      r = r < -32767.0f ? -32767.0f : r > 32767.0f ? 32767.0f : r;
+      if (x == x) assert_int_equal(a16[i], (int16_t)r);
+    }
+  }
+  if (n >= 2048) { /* x.3 in s16 steps, x.5 in s8 steps */
+    for (size_t i = 0; i < n; i++) v[i] = 10.3f / inv16;
+    for (size_t i = 0; i < n; i++) cs[i] = (10.5f / inv8) / v[i];
+    t->quantize_f32_s8s16.run(n, v, cs, inv8, inv16, noise, a8, a16);
+    size_t up16 = 0, up8 = 0, both = 0;
+    for (size_t i = 0; i < n; i++) {
+      assert_true(a16[i] == 10 || a16[i] == 11);
+      assert_true(a8[i] == 10 || a8[i] == 11);
+      up16 += a16[i] == 11, up8 += a8[i] == 11, both += a16[i] == 11 && a8[i] == 11;
+    }
+    double p16 = (double)up16 / n, p8 = (double)up8 / n, pb = (double)both / n;
+    if (fabs(p16 - 0.3) > 0.035 || fabs(p8 - 0.5) > 0.04 || fabs(pb - p16 * p8) > 0.035)
+      fail_msg("s8s16 draws: P(s16 up) %.3f (0.3), P(s8 up) %.3f (0.5), P(both) %.3f", p16, p8,
+               pb);
+  }
+  free(v), free(cs), free(w), free(a8), free(b8), free(r8), free(a16), free(b16);
+}
+
 static void check_layer_kernels_isa(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa), *g = i8t_kernels_for_isa(I8T_ISA_GENERIC);
   const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
-    check_layer_kernels(t, g, sizes[si], 1000 + si);
+    check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si);
 }
 
 #define DEFINE_ISA_TEST(name, isa)                                                          \

@@ -1,4 +1,5 @@
 /* Layer-pass kernels for the avx512vnni table: the portable template compiled with
  * this folder's flags (see src/generic/nn_kernels_template.h). */
 #define I8T_NN_SFX avx512vnni
+#define I8T_NN_X86_QUANTIZE /* quantize_f32_s8s16: src/x86/x86_elementwise_template.h */
 #include "../generic/nn_kernels_template.h"

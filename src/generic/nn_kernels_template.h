@@ -107,3 +107,16 @@ void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
                                         float *restrict v) {
   for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qbar[i]);
 }
+
+/* One hash, two stochastic roundings (kernel_table.h). The x86 folders
+ * define I8T_NN_X86_QUANTIZE and take the vector version from
+ * src/x86/x86_elementwise_template.h, which applies these operations
+ * lane-wise (its tail calls i8t_quantize_s8s16_one itself). */
+#ifndef I8T_NN_X86_QUANTIZE
+void I8T_NN_FN(i8t_quantize_f32_s8s16)(size_t n, const float *restrict v,
+                                       const float *restrict cs, float inv8, float inv16,
+                                       i8t_noise noise, int8_t *restrict q8,
+                                       int16_t *restrict q16) {
+  for (size_t i = 0; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
+}
+#endif

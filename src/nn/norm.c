@@ -8,6 +8,7 @@
 
 #include "kernel_table.h"
 #include "nn_internal.h"
+#include "rng.h"
 
 
 void i8t_norm_config_init(i8t_norm_config *cfg, i8t_norm_kind kind) {
@@ -481,6 +482,8 @@ typedef struct u8_bwd_job {
   i8t_grad_out *out;
   i8t_qparams p8, p16;
   int want_s8, want_s16, s16_from_s8;
+  int one_hash;      /* both errors from quantize_f32_s8s16 */
+  float inv8, inv16; /* 1 / scale of p8, p16 */
   i8t_workspace *ws;
   nn_errors err;
 } u8_bwd_job;
@@ -631,6 +634,25 @@ static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **st
   return I8T_OK;
 }
 
+/* The s8 and s16 errors of the n values v from element `first` in one pass
+ * (quantize_f32_s8s16: one hash per element, on the s8 operand's stream), in
+ * pieces that do not cross a 2^32 boundary of the counter (each piece has its
+ * own key, as in src/quantize.c). cs: the replicated column scales or NULL. */
+static void quantize_s8s16(const u8_bwd_job *j, const float *v, const float *cs, size_t first,
+                           size_t n) {
+  i8t_quantize_f32_s8s16_fn run = i8t_kernels()->quantize_f32_s8s16.run;
+  const i8t_rounding r = j->out->s8_round;
+  for (size_t done = 0; done < n;) {
+    uint64_t ctr = r.counter + first + done;
+    uint64_t room = ((uint64_t)1 << 32) - (uint32_t)ctr;
+    size_t len = (size_t)I8T_MIN((uint64_t)(n - done), room);
+    i8t_noise noise = {1, i8t_rng_key(r.seed, (uint32_t)(ctr >> 32)), (uint32_t)ctr};
+    run(len, v + done, cs ? cs + done : NULL, j->inv8, j->inv16, noise,
+        j->out->s8 + first + done, j->out->s16 + first + done);
+    done += len;
+  }
+}
+
 static void u8_quantize_task(void *arg, size_t t, int worker) {
   u8_bwd_job *j = arg;
   const size_t C = j->C;
@@ -646,6 +668,10 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
         v[j->route_terms[i].at - first] += j->route_terms[i].d;
     i8t_status st = I8T_OK;
     if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
+    if (j->one_hash) {
+      quantize_s8s16(j, v, o->s8_col_scale ? rep(j, REP_COL) : NULL, first, n);
+      continue;
+    }
     if (j->want_s8) {
       const float *src = v;
       if (o->s8_col_scale) {
@@ -799,6 +825,13 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   j.s16_from_s8 = j.want_s16 && bits16 == 8 && j.want_s8 && !out->s8_col_scale;
   j.p8 = nn_symmetric(abs8, 8);
   j.p16 = nn_symmetric(abs16, bits16);
+  /* The default pair (s8 and 16-bit s16, both stochastic) comes from one
+   * hash per element: s8 exactly as i8t_quantize_f32_s8 on its stream, s16
+   * from the hash's low 8 bits (out->s16_round is then not used). */
+  j.one_hash = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
+               out->s16_round.stochastic;
+  j.inv8 = 1.0f / j.p8.scale;
+  j.inv16 = 1.0f / j.p16.scale;
   out->s8_scale = j.p8.scale;
   out->s16_scale = j.s16_from_s8 ? j.p8.scale : j.p16.scale;
   j.rows_per_task = nn_rows_per_task(rows, C);

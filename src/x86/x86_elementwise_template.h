@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../nn_kernels.h" /* quantize_f32_s8s16's scalar rule */
 #include "../quantize_scalar.h"
 #include "../rng.h"
 #include "../generic/generic_kernels.h" /* the portable colwise kernel serves the tail */
@@ -155,6 +156,57 @@ void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scal
                                         i8t_noise noise, int16_t *q) {
   const int32_t zp = 0;
   I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, 0, I8T_X86_STORE_16BIT)
+}
+
+/* ------------------------------------------------------------------------ */
+/* BN backward's s8 and s16 errors from one hash (kernel_table.h)           */
+/* ------------------------------------------------------------------------ */
+
+/* The low byte of every 32-bit lane (the vector headers have no AND). */
+static inline i8t_vi vi_low_byte(i8t_vi h) {
+#if I8T_VLANES == 16
+  return _mm512_and_si512(h, _mm512_set1_epi32(255));
+#else
+  return _mm256_and_si256(h, _mm256_set1_epi32(255));
+#endif
+}
+
+/* floor(t) + (u < t - floor(t)), clamped to [lo, hi] and truncated: the
+ * stochastic rule of quantize_lanes with u given. */
+static inline i8t_vi stochastic_lanes(i8t_vf t, i8t_vf u, i8t_vf lo, i8t_vf hi) {
+  i8t_vf f = vf_floor(t);
+  i8t_vf r = vf_add(f, vf_one_if_less(u, vf_sub(t, f)));
+  r = vf_max(lo, r);
+  r = vf_min(hi, r);
+  return vf_to_vi_trunc(r);
+}
+
+void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float *cs,
+                                          float inv8, float inv16, i8t_noise noise, int8_t *q8,
+                                          int16_t *q16) {
+  const i8t_vf vinv8 = vf_set1(inv8), vinv16 = vf_set1(inv16);
+  const i8t_vf lo8 = vf_set1(-127.0f), hi8 = vf_set1(127.0f);
+  const i8t_vf lo16 = vf_set1(-32767.0f), hi16 = vf_set1(32767.0f);
+  const i8t_vf u24 = vf_set1(1.0f / 16777216.0f), u8 = vf_set1(1.0f / 256.0f);
+  const i8t_vi key = vi_set1((int32_t)noise.key);
+  const i8t_vi step = vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN));
+  i8t_vi weyl = quant_weyl_start(noise);
+  size_t i = 0;
+  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
+    i8t_vi a[4], b[4];
+    for (int j = 0; j < 4; j++) {
+      size_t o = i + (size_t)j * I8T_VLANES;
+      i8t_vf x = vf_load(v + o), w = cs ? vf_mul(x, vf_load(cs + o)) : x;
+      i8t_vi h = vi_rng_hash_weyl(key, weyl);
+      weyl = vi_add32(weyl, step);
+      a[j] = stochastic_lanes(vf_mul(w, vinv8), vf_mul(vi_to_vf(VI_SRLI32(h, 8)), u24), lo8, hi8);
+      b[j] = stochastic_lanes(vf_mul(x, vinv16), vf_mul(vi_to_vf(vi_low_byte(h)), u8), lo16, hi16);
+    }
+    vi_store_lo8x4(q8 + i, a[0], a[1], a[2], a[3]);
+    vi_store_lo16x2(q16 + i, b[0], b[1]);
+    vi_store_lo16x2(q16 + i + 2 * I8T_VLANES, b[2], b[3]);
+  }
+  for (; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
 }
 
 /* ------------------------------------------------------------------------ */
