@@ -444,48 +444,56 @@ typedef struct bwd_data_job {
   nn_conv_geom g;  /* the layer */
   nn_conv_geom gt; /* stride 1: the transposed convolution */
   int transposed;
+  size_t G, N; /* transposed: row groups and GEMM width (see row_groups) */
   i8t_workspace *ws;
   const int8_t *dy, *w, *wt;
   int32_t *dx;
   nn_errors err;
 } bwd_data_job;
 
-/* The transposed convolution's weights wt [Cip x k*k*Co]: row ci holds, for
- * each tap of the flipped kernel and each co, w[co][tap][ci]; rows past Ci
- * are zero. Each task writes FLIP_ROWS rows of wt, transposing Co x FLIP_ROWS
- * tiles of every tap (the scalar scatter of one element at a time, a wt row
- * apart, cost as much as the GEMM at 7x7x512). */
+/* The transposed convolution's weights wt [rows x k*k*Co], rows `ldw` bytes
+ * apart: row ci holds, for each tap of the flipped kernel and each co,
+ * w[co][tap][ci]; rows Ci..rows are zero. Each task writes FLIP_ROWS rows of
+ * wt, transposing Co x FLIP_ROWS tiles of every tap (the scalar scatter of
+ * one element at a time, a wt row apart, cost as much as the GEMM at 7x7x512). */
 #define FLIP_ROWS 32
 #define FLIP_COLS 64
 typedef struct flip_job {
   const i8t_conv_shape *s;
   const int8_t *w;
   int8_t *wt;
-  size_t Cip;
+  size_t rows, ldw;
 } flip_job;
 
 static void flip_task(void *arg, size_t task, int worker) {
   const flip_job *j = arg;
   size_t k2 = (size_t)j->s->kernel * (size_t)j->s->kernel, Ci = (size_t)j->s->in_c;
   size_t Co = (size_t)j->s->out_c, K = k2 * Ci, Kt = k2 * Co;
-  size_t c0 = task * FLIP_ROWS, c1 = I8T_MIN(c0 + FLIP_ROWS, j->Cip), cw = I8T_MIN(c1, Ci);
+  size_t c0 = task * FLIP_ROWS, c1 = I8T_MIN(c0 + FLIP_ROWS, j->rows), cw = I8T_MIN(c1, Ci);
   (void)worker;
-  for (size_t ci = I8T_MAX(c0, Ci); ci < c1; ci++) memset(j->wt + ci * Kt, 0, Kt);
+  for (size_t ci = I8T_MAX(c0, Ci); ci < c1; ci++) memset(j->wt + ci * j->ldw, 0, Kt);
   for (size_t tap = 0; tap < k2; tap++) {
     const int8_t *src = j->w + tap * Ci;
     int8_t *dst = j->wt + (k2 - 1 - tap) * Co;
     for (size_t o0 = 0; o0 < Co; o0 += FLIP_COLS) {
       size_t o1 = I8T_MIN(o0 + FLIP_COLS, Co);
       for (size_t ci = c0; ci < cw; ci++)
-        for (size_t co = o0; co < o1; co++) dst[ci * Kt + co] = src[co * K + ci];
+        for (size_t co = o0; co < o1; co++) dst[ci * j->ldw + co] = src[co * K + ci];
     }
   }
 }
 
-static void flip_weights(i8t_context *ctx, const i8t_conv_shape *s, const int8_t *w,
-                         int8_t *wt, size_t Cip) {
-  flip_job j = {s, w, wt, Cip};
-  i8t_parallel_for(ctx, (Cip + FLIP_ROWS - 1) / FLIP_ROWS, flip_task, &j);
+/* The GEMM's B for the transposed convolution as [N x G*Kt] bytes, laid
+ * out as grouped_weights does (G = 1: Cip = N rows; else block-diagonal). */
+static void flip_weights(i8t_context *ctx, const i8t_conv_shape *s, const int8_t *w, size_t G,
+                         size_t N, int8_t *wt) {
+  size_t Ci = (size_t)s->in_c, Kt = (size_t)s->kernel * (size_t)s->kernel * (size_t)s->out_c;
+  size_t rows = G > 1 ? Ci : N;
+  if (G > 1) memset(wt, 0, N * G * Kt);
+  flip_job j = {s, w, wt, rows, G * Kt};
+  i8t_parallel_for(ctx, (rows + FLIP_ROWS - 1) / FLIP_ROWS, flip_task, &j);
+  for (size_t g = 1; g < G; g++)
+    for (size_t ci = 0; ci < Ci; ci++) memcpy(wt + (g * Ci + ci) * G * Kt + g * Kt, wt + ci * G * Kt, Kt);
 }
 
 /* The finish of one block of the strided (col2im) path, or the padded
@@ -503,8 +511,7 @@ static void backward_data_finish_task(void *arg, size_t task, int worker) {
   int32_t *dx = f->j->dx + n * g->in_rows * Ci;
   (void)worker;
   if (f->j->transposed) {
-    size_t Cip = padded(Ci);
-    copy_columns_s32(f->out + task * g->in_rows * Cip, g->in_rows, Cip, Ci, dx);
+    copy_columns_s32(f->out + task * g->in_rows * f->j->N, g->in_rows, f->j->N, Ci, dx);
     return;
   }
   size_t Kp = padded(g->K);
@@ -523,11 +530,12 @@ static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int
   i8t_status st;
   if (j->transposed) {
     const nn_conv_geom *t = &j->gt;
-    size_t m = (n1 - n0) * t->out_rows, Cip = padded(Ci);
-    if (Cip == Ci) out = dx;
+    size_t m = (n1 - n0) * t->out_rows, Kg = j->G * t->K;
+    int padded_out = j->G == 1 && j->N != Ci;
     im2col_samples(ctx, t, j->dy, 0, n0, n1, cols, t->K);
-    i8t_matrix A = {cols, t->K, 1}, B = {j->wt, 1, t->K}; /* wt: [Cip x K'] */
-    if ((st = i8t_gemm_s8s8s32(ctx, m, Cip, t->K, A, B, out, Cip)) || Cip == Ci) return st;
+    i8t_matrix A = {cols, Kg, 1}, B = {j->wt, 1, Kg}; /* wt: [N x Kg] */
+    st = i8t_gemm_s8s8s32(ctx, m / j->G, j->N, Kg, A, B, padded_out ? out : dx, j->N);
+    if (st || !padded_out) return st;
   } else {
     size_t m = (n1 - n0) * g->out_rows;
     i8t_matrix A = {j->dy + n0 * g->out_rows * Co, Co, 1};
@@ -570,9 +578,11 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
                          s->kernel, 1, s->kernel - 1 - s->pad};
     j.gt = nn_conv_geom_make(&ts);
     g = &j.gt;
-    wbytes = padded(Ci) * g->K;
+    j.G = row_groups(Ci, g->out_rows, g->K);
+    j.N = j.G > 1 ? NN_PANEL : padded(Ci);
+    wbytes = j.N * j.G * g->K;
     col_bytes = g->K;
-    out_bytes = padded(Ci) != Ci ? padded(Ci) * sizeof(int32_t) : 0;
+    out_bytes = j.G == 1 && j.N != Ci ? j.N * sizeof(int32_t) : 0;
   } else if (!j.g.direct) {
     wbytes = Co * padded(g->K);
     out_bytes = padded(g->K) * sizeof(int32_t);
@@ -583,7 +593,7 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
   size_t sizes[3] = {wbytes, rows * col_bytes, rows * out_bytes};
   if ((st = shared_regions(ws, 3, sizes, buf))) return st;
   if (j.transposed) {
-    flip_weights(ws->ctx, s, w, buf[0], padded(Ci));
+    flip_weights(ws->ctx, s, w, j.G, j.N, buf[0]);
     j.wt = buf[0];
   } else if (buf[0]) {
     pad_columns_s8(w, Co, j.g.K, padded(j.g.K), buf[0]);
