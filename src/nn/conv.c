@@ -182,25 +182,30 @@ void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char
 }
 
 /* col2im for int32 and float: dx (samples n0..n1, zeroed by the caller) +=
- * every column value routed back to its input pixel. One body for both types. */
+ * every column value routed back to its input pixel. The taps of one window
+ * row that fall inside the image are neighbouring pixels in dx and in the
+ * column row alike: one run of adds each (restrict: dx and the columns never
+ * overlap, so the compiler vectorises it). One body for both types; each
+ * element's sum keeps the order of the taps. */
 #define DEFINE_COL2IM(NAME, T)                                                            \
   void NAME(const nn_conv_geom *g, const T *cols, size_t ld, size_t n0, size_t n1, T *dx) { \
-    const size_t H = (size_t)g->s.in_h, W = (size_t)g->s.in_w, k = (size_t)g->s.kernel;  \
+    const long H = g->s.in_h, W = g->s.in_w, k = g->s.kernel;                             \
     const size_t C = (size_t)g->s.in_c;                                                   \
     const long P = g->s.pad, S = g->s.stride;                                             \
     for (size_t n = n0; n < n1; n++) {                                                    \
       for (size_t oy = 0; oy < g->oh; oy++) {                                             \
         for (size_t ox = 0; ox < g->ow; ox++, cols += ld) {                               \
-          for (size_t ky = 0; ky < k; ky++) {                                             \
-            long iy = (long)oy * S - P + (long)ky;                                        \
-            if (iy < 0 || iy >= (long)H) continue;                                        \
-            for (size_t kx = 0; kx < k; kx++) {                                           \
-              long ix = (long)ox * S - P + (long)kx;                                      \
-              if (ix < 0 || ix >= (long)W) continue;                                      \
-              T *d = dx + ((n * H + (size_t)iy) * W + (size_t)ix) * C;                     \
-              const T *c = cols + (ky * k + kx) * C;                                      \
-              for (size_t i = 0; i < C; i++) d[i] += c[i];                                \
-            }                                                                             \
+          long ix0 = (long)ox * S - P, lo = ix0 < 0 ? -ix0 : 0;                           \
+          long hi = ix0 + k > W ? W - ix0 : k;                                            \
+          if (hi <= lo) continue;                                                         \
+          size_t run = (size_t)(hi - lo) * C;                                             \
+          for (long ky = 0; ky < k; ky++) {                                               \
+            long iy = (long)oy * S - P + ky;                                              \
+            if (iy < 0 || iy >= H) continue;                                              \
+            T *restrict d = dx + ((n * (size_t)H + (size_t)iy) * (size_t)W +              \
+                                  (size_t)(ix0 + lo)) * C;                                \
+            const T *restrict c = cols + (size_t)(ky * k + lo) * C;                       \
+            for (size_t i = 0; i < run; i++) d[i] += c[i];                                \
           }                                                                               \
         }                                                                                 \
       }                                                                                   \
