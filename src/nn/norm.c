@@ -730,9 +730,10 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   float *f = malloc(nf * sizeof *f);
   uint32_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
   uint8_t *cext = malloc(2 * sg.chunks * C);
+  int64_t *totals = malloc(C * (3 * sizeof *totals + 2)); /* Sg, Sgq, Sq, gmin, gmax */
   route_term *route_terms = NULL;
   size_t *route_start = NULL;
-  if (!red_mem || !f || !arg || !cext) {
+  if (!red_mem || !f || !arg || !cext || !totals) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
   }
@@ -747,16 +748,23 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   uint32_t *amin = arg, *amax = arg + sg.chunks * C;
   double cm = i8t_range_bn_constant(cfg, rows, sg.chunks);
   const double n = (double)rows, sx = xq.scale, sgs = dy_scale;
-  for (size_t c = 0; c < C; c++) {
-    int64_t Sg = 0, Sgq = 0;
-    uint64_t Sq = 0;
-    int gmin = 127, gmax = -127;
-    for (size_t t = 0; t < sg.count; t++) {
-      size_t i = t * C + c;
-      Sg += red.sg[i], Sgq += red.sgq[i], Sq += red.sq[i];
-      gmin = red.gmin[i] < gmin ? red.gmin[i] : gmin;
-      gmax = red.gmax[i] > gmax ? red.gmax[i] : gmax;
+  /* The segments' sums per channel, segment by segment (contiguous rows of
+   * [segments x C]; a channel-outer loop strides by C, slow at C = 512). */
+  int64_t *tsg = totals, *tsgq = totals + C, *tsq = totals + 2 * C;
+  int8_t *tgmin = (int8_t *)(totals + 3 * C), *tgmax = tgmin + C;
+  for (size_t c = 0; c < C; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  for (size_t t = 0; t < sg.count; t++) {
+    const size_t o = t * C;
+    for (size_t c = 0; c < C; c++) {
+      tsg[c] += red.sg[o + c], tsgq[c] += red.sgq[o + c], tsq[c] += red.sq[o + c];
+      tgmin[c] = red.gmin[o + c] < tgmin[c] ? red.gmin[o + c] : tgmin[c];
+      tgmax[c] = red.gmax[o + c] > tgmax[c] ? red.gmax[o + c] : tgmax[c];
     }
+  }
+  for (size_t c = 0; c < C; c++) {
+    const int64_t Sg = tsg[c], Sgq = tsgq[c];
+    const uint64_t Sq = (uint64_t)tsq[c];
+    const int gmin = tgmin[c], gmax = tgmax[c];
     double qb = (double)Sq / n;
     double sxm = sgs * sx * ((double)Sgq - qb * (double)Sg); /* sum g (x - mu), real units */
     double s = scale[c], gs = (double)gamma[c] * s;
@@ -846,6 +854,7 @@ done:
   free(f);
   free(arg);
   free(cext);
+  free(totals);
   free(route_terms);
   free(route_start);
   return st;
