@@ -834,8 +834,9 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   j.p8 = nn_symmetric(abs8, 8);
   j.p16 = nn_symmetric(abs16, bits16);
   /* The default pair (s8 and 16-bit s16, both stochastic) comes from one
-   * hash per element: s8 exactly as i8t_quantize_f32_s8 on its stream, s16
-   * from the hash's low 8 bits (out->s16_round is then not used). */
+   * hash per element on the s8 stream: s8 rounded with its high 24 bits, s16
+   * with its low 8 bits (out->s16_round is then not used); see
+   * quantize_f32_s8s16 in kernel_table.h. */
   j.one_hash = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
                out->s16_round.stochastic;
   j.inv8 = 1.0f / j.p8.scale;

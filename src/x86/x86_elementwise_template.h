@@ -171,14 +171,17 @@ static inline i8t_vi vi_low_byte(i8t_vi h) {
 #endif
 }
 
-/* floor(t) + (u < t - floor(t)), clamped to [lo, hi] and truncated: the
- * stochastic rule of quantize_lanes with u given. */
+/* i8t_stochastic_floor lane-wise: floor(clamp(t + u, lo, hi)) as int32.
+ * Native AVX-512 converts with round-down directly (one instruction for the
+ * floor and the conversion); the clamped value is in int32 range, NaN gives
+ * the same integer-indefinite value either way. */
 static inline i8t_vi stochastic_lanes(i8t_vf t, i8t_vf u, i8t_vf lo, i8t_vf hi) {
-  i8t_vf f = vf_floor(t);
-  i8t_vf r = vf_add(f, vf_one_if_less(u, vf_sub(t, f)));
-  r = vf_max(lo, r);
-  r = vf_min(hi, r);
-  return vf_to_vi_trunc(r);
+  i8t_vf r = vf_min(hi, vf_max(lo, vf_add(t, u)));
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+  return _mm512_cvt_roundps_epi32(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
+  return vf_to_vi_trunc(vf_floor(r));
+#endif
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float *cs,
