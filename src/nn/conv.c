@@ -131,8 +131,11 @@ static inline void copy_run(unsigned char *restrict d, const unsigned char *rest
   } else if (n >= 4) {
     memcpy(d, s, 4);
     memcpy(d + n - 4, s + n - 4, 4);
-  } else {
-    for (size_t i = 0; i < n; i++) d[i] = s[i];
+  } else if (n >= 2) { /* not a byte loop: the compiler made that a memmove call */
+    memcpy(d, s, 2);
+    memcpy(d + n - 2, s + n - 2, 2);
+  } else if (n == 1) {
+    d[0] = s[0];
   }
 }
 
