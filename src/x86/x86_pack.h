@@ -145,6 +145,14 @@ static inline __attribute__((always_inline)) size_t x86_c2s16_kcontig_4lanes_x8(
   return kv / 2;
 }
 
+/* The lane-contiguous c4x8 packer prefetches the source rows of the group 4
+ * groups ahead, once per 64-byte line: +3-4% on a 64 x 576 x 3136 u8s8 GEMM,
+ * where packing B is a fifth of the time (the same in the c2s16 packer
+ * measured no change). */
+static inline void x86_prefetch_rows(const char *p, size_t ks, int rows) {
+  for (int r = 0; r < rows; r++) _mm_prefetch(p + (size_t)r * ks, _MM_HINT_T0);
+}
+
 /* 16 lanes of one c2s16 group from an int8 source (rows p and p + ks):
  * the bytes are interleaved first (lane l: k0, k1) and widened after, one
  * 32-byte store of 8 pairs per half. (Widening each row to dwords and
@@ -305,6 +313,7 @@ static size_t x86_pack_panels_lanecontig_c4x8(const x86_pack_view *v, size_t pan
     for (size_t panel = 0; panel < panels; panel++, p += L) {
       uint32_t *d = (uint32_t *)((char *)dst + panel * panel_bytes) + g * L;
       size_t l = 0;
+      if (g + 4 < groups && (panel * L) % 64 < L) x86_prefetch_rows(p + 16 * ks, ks, 4);
       for (; l + 32 <= L; l += 32) x86_c4x8_group32(p + l, ks, flip256, d + l);
       for (; l < L; l += 16) x86_c4x8_group16(p + l, ks, flip, d + l);
     }
