@@ -202,6 +202,7 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
       for (size_t r = 0; r < mr; r++)
         for (size_t c = 0; c < nr; c++) want[r * nr + c] = panel_dot(uk, ap, bp, kc, r, c);
       check_sum_b(uk, bp, kc, rng);
+      if (kc > uk->kr) check_sum_b(uk, bp, kc - uk->kr, rng); /* a prefix is a panel too */
       for (int mode = 0; mode < 6; mode++) {
         /* 0 run, 1 run accumulate, 2 ex packed + col_sub + accumulate,
          * 3 ex in place, 4 ex int64, 5 ex int64 accumulate in place */
