@@ -135,7 +135,8 @@ static void check_conv_exact(i8t_conv_shape s) {
  * of 32: the weight gradient's GEMM writes dw directly); 8 or 16 channels
  * with whole row groups (G output rows per GEMM row, K not a multiple of 4,
  * the 1x1 direct case) and without (odd rows per sample); images one or two
- * pixels wide (im2col runs of 1-4 bytes). */
+ * pixels wide (im2col runs of 1-4 bytes); 16, 32 and 64 channels through
+ * im2col's constant-size interior copies, at stride 1 and 2. */
 static void check_conv_shapes(void) {
   const i8t_conv_shape shapes[] = {
       {3, 7, 6, 3, 5, 3, 2, 1},  {2, 5, 5, 16, 8, 3, 1, 1}, {4, 4, 4, 6, 3, 1, 1, 0},
@@ -144,7 +145,8 @@ static void check_conv_shapes(void) {
       {1, 3, 3, 70, 70, 3, 1, 1}, {20, 6, 6, 8, 8, 3, 1, 1},  {2, 6, 6, 3, 16, 3, 1, 1},
       {3, 4, 4, 5, 8, 3, 1, 1},   {4, 4, 4, 6, 16, 1, 1, 0},  {2, 6, 6, 1, 16, 3, 1, 1},
       {2, 6, 6, 16, 5, 3, 1, 1},  {2, 4, 4, 8, 3, 3, 1, 1},   {2, 5, 5, 16, 16, 3, 1, 1},
-      {2, 3, 1, 1, 4, 3, 1, 1},   {2, 2, 2, 2, 4, 3, 1, 1},
+      {2, 3, 1, 1, 4, 3, 1, 1},   {2, 2, 2, 2, 4, 3, 1, 1},   {2, 5, 4, 64, 8, 3, 1, 1},
+      {2, 7, 6, 16, 8, 3, 2, 1},
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv_exact(shapes[i]);
 }
