@@ -161,16 +161,18 @@ static void border_row(const nn_conv_geom *g, const unsigned char *src, size_t n
 
 /* `count` interior im2col rows of one output line (every window inside the
  * image): k runs of kpix bytes each, source windows `step` bytes apart.
- * The common 3x3 sizes get copies of constant size, which the compiler
- * turns into a few vector moves (the loop of copy_run cost as much as the
- * moves at 16-32 channels). */
+ * The common 3x3 sizes (1, 16, 32, 64 channels) get copies of constant
+ * size, which the compiler turns into a few moves (the loop of copy_run cost
+ * as much as the moves at 16-32 channels). */
 #define INTERIOR_ROWS(K, KPIX)                                                   \
   for (size_t i = 0; i < count; i++, dst += rowbytes, src += step)              \
     for (size_t ky = 0; ky < (K); ky++) memcpy(dst + ky * (KPIX), src + ky * line, (KPIX))
 
 static void interior_rows(unsigned char *dst, size_t rowbytes, const unsigned char *src,
                           size_t count, size_t step, size_t line, size_t k, size_t kpix) {
-  if (k == 3 && kpix == 48) {
+  if (k == 3 && kpix == 3) { /* a 1-channel stem */
+    INTERIOR_ROWS(3, 3);
+  } else if (k == 3 && kpix == 48) {
     INTERIOR_ROWS(3, 48);
   } else if (k == 3 && kpix == 96) {
     INTERIOR_ROWS(3, 96);
