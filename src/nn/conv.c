@@ -504,20 +504,55 @@ typedef struct flip_job {
   size_t rows, ldw;
 } flip_job;
 
+/* dst rows j = 0..7 (dstride apart) = column j of the 8 x 8 bytes at src
+ * (rows sstride apart), in 64-bit words: three rounds of swapping 1-, 2- and
+ * 4-byte halves between word pairs leave column j in word j (little-endian
+ * byte order; other machines take the scalar loop). */
+static int transpose8x8(const int8_t *src, size_t sstride, int8_t *dst, size_t dstride) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  static const uint64_t lo[3] = {0x00FF00FF00FF00FFull, 0x0000FFFF0000FFFFull,
+                                 0x00000000FFFFFFFFull};
+  uint64_t r[8];
+  for (int i = 0; i < 8; i++) memcpy(&r[i], src + (size_t)i * sstride, 8);
+  for (int round = 0, d = 1; round < 3; round++, d *= 2) {
+    unsigned shift = 8u * (unsigned)d;
+    for (int i = 0; i < 8; i++) {
+      if (i & d) continue;
+      int p = (i + d) & 7; /* = i + d: i has bit d clear */
+      uint64_t a = r[i], b = r[p];
+      r[i] = (a & lo[round]) | ((b << shift) & ~lo[round]);
+      r[p] = ((a >> shift) & lo[round]) | (b & ~lo[round]);
+    }
+  }
+  for (int i = 0; i < 8; i++) memcpy(dst + (size_t)i * dstride, &r[i], 8);
+  return 1;
+#else
+  (void)src, (void)sstride, (void)dst, (void)dstride;
+  return 0;
+#endif
+}
+
 static void flip_task(void *arg, size_t task, int worker) {
   const flip_job *j = arg;
   size_t k2 = (size_t)j->s->kernel * (size_t)j->s->kernel, Ci = (size_t)j->s->in_c;
-  size_t Co = (size_t)j->s->out_c, K = k2 * Ci, Kt = k2 * Co;
+  size_t Co = (size_t)j->s->out_c, K = k2 * Ci, Kt = k2 * Co, ldw = j->ldw;
   size_t c0 = task * FLIP_ROWS, c1 = I8T_MIN(c0 + FLIP_ROWS, j->rows), cw = I8T_MIN(c1, Ci);
   (void)worker;
-  for (size_t ci = I8T_MAX(c0, Ci); ci < c1; ci++) memset(j->wt + ci * j->ldw, 0, Kt);
+  for (size_t ci = I8T_MAX(c0, Ci); ci < c1; ci++) memset(j->wt + ci * ldw, 0, Kt);
   for (size_t tap = 0; tap < k2; tap++) {
     const int8_t *src = j->w + tap * Ci;
     int8_t *dst = j->wt + (k2 - 1 - tap) * Co;
     for (size_t o0 = 0; o0 < Co; o0 += FLIP_COLS) {
-      size_t o1 = I8T_MIN(o0 + FLIP_COLS, Co);
-      for (size_t ci = c0; ci < cw; ci++)
-        for (size_t co = o0; co < o1; co++) dst[ci * j->ldw + co] = src[co * K + ci];
+      size_t o1 = I8T_MIN(o0 + FLIP_COLS, Co), ci = c0;
+      for (; ci + 8 <= cw; ci += 8) { /* 8 x 8 blocks, then the columns left */
+        size_t co = o0;
+        while (co + 8 <= o1 && transpose8x8(src + co * K + ci, K, dst + ci * ldw + co, ldw))
+          co += 8;
+        for (size_t c = ci; c < ci + 8; c++)
+          for (size_t o = co; o < o1; o++) dst[c * ldw + o] = src[o * K + c];
+      }
+      for (; ci < cw; ci++)
+        for (size_t co = o0; co < o1; co++) dst[ci * ldw + co] = src[co * K + ci];
     }
   }
 }
