@@ -510,20 +510,30 @@ typedef struct flip_job {
  * byte order; other machines take the scalar loop). */
 static int transpose8x8(const int8_t *src, size_t sstride, int8_t *dst, size_t dstride) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  static const uint64_t lo[3] = {0x00FF00FF00FF00FFull, 0x0000FFFF0000FFFFull,
-                                 0x00000000FFFFFFFFull};
   uint64_t r[8];
   for (int i = 0; i < 8; i++) memcpy(&r[i], src + (size_t)i * sstride, 8);
-  for (int round = 0, d = 1; round < 3; round++, d *= 2) {
-    unsigned shift = 8u * (unsigned)d;
-    for (int i = 0; i < 8; i++) {
-      if (i & d) continue;
-      int p = (i + d) & 7; /* = i + d: i has bit d clear */
-      uint64_t a = r[i], b = r[p];
-      r[i] = (a & lo[round]) | ((b << shift) & ~lo[round]);
-      r[p] = ((a >> shift) & lo[round]) | (b & ~lo[round]);
-    }
-  }
+  /* Written out so that the words stay in registers. */
+#define SWAP_HALVES(A, B, SHIFT, LO)                                 \
+  do {                                                              \
+    uint64_t a_ = r[A], b_ = r[B];                                  \
+    r[A] = (a_ & (LO)) | ((b_ << (SHIFT)) & ~(LO));                 \
+    r[B] = ((a_ >> (SHIFT)) & (LO)) | (b_ & ~(LO));                 \
+  } while (0)
+  const uint64_t m1 = 0x00FF00FF00FF00FFull, m2 = 0x0000FFFF0000FFFFull;
+  const uint64_t m4 = 0x00000000FFFFFFFFull;
+  SWAP_HALVES(0, 1, 8, m1);
+  SWAP_HALVES(2, 3, 8, m1);
+  SWAP_HALVES(4, 5, 8, m1);
+  SWAP_HALVES(6, 7, 8, m1);
+  SWAP_HALVES(0, 2, 16, m2);
+  SWAP_HALVES(1, 3, 16, m2);
+  SWAP_HALVES(4, 6, 16, m2);
+  SWAP_HALVES(5, 7, 16, m2);
+  SWAP_HALVES(0, 4, 32, m4);
+  SWAP_HALVES(1, 5, 32, m4);
+  SWAP_HALVES(2, 6, 32, m4);
+  SWAP_HALVES(3, 7, 32, m4);
+#undef SWAP_HALVES
   for (int i = 0; i < 8; i++) memcpy(dst + (size_t)i * dstride, &r[i], 8);
   return 1;
 #else
