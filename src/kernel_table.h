@@ -194,6 +194,13 @@ typedef void (*i8t_add_centered_u8_f32_fn)(size_t n, const uint8_t *x, const flo
 typedef void (*i8t_quantize_f32_s8s16_fn)(size_t n, const float *v, const float *cs, float inv8,
                                           float inv16, i8t_noise noise, int8_t *q8,
                                           int16_t *q16);
+/* BN backward's sums over `rows` rows of C channels (contiguous, ld = C,
+ * rows <= 32768): per channel sg = sum g, sgq = sum g q, sq = sum q and the
+ * min / max of g, written fresh (127 / -127 when rows = 0). Exact integers:
+ * any order gives the same result. */
+typedef void (*i8t_bn_col_sums_fn)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
+                                   int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
+                                   int8_t *gmax);
 
 typedef struct i8t_kernel_table {
   i8t_isa isa;
@@ -220,6 +227,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_affine_s8_f32_fn run; } affine_s8_f32;
   struct { const char *name; i8t_add_centered_u8_f32_fn run; } add_centered_u8_f32;
   struct { const char *name; i8t_quantize_f32_s8s16_fn run; } quantize_f32_s8s16;
+  struct { const char *name; i8t_bn_col_sums_fn run; } bn_col_sums;
 } i8t_kernel_table;
 
 /* The table in use (filled on first call). Never NULL. */

@@ -1,7 +1,7 @@
 /* Declarations of the layer-pass kernels (kernel_table.h, "Layer passes"):
  * every ISA folder compiles src/generic/nn_kernels_template.h under its own
- * suffix (the x86 folders take quantize_f32_s8s16 from the x86 elementwise
- * template instead); these macros declare one suffix's set and put it into a
+ * suffix (the x86 folders take quantize_f32_s8s16 and bn_col_sums from the
+ * x86 elementwise template instead); these macros declare one suffix's set and put it into a
  * table. */
 #ifndef INT8TRAIN_NN_KERNELS_H
 #define INT8TRAIN_NN_KERNELS_H
@@ -33,7 +33,13 @@
   void i8t_add_centered_u8_f32__##SFX(size_t n, const uint8_t *x, const float *e,           \
                                       const float *qbar, float *v);                         \
   void i8t_quantize_f32_s8s16__##SFX(size_t n, const float *v, const float *cs, float inv8,  \
-                                     float inv16, i8t_noise noise, int8_t *q8, int16_t *q16);
+                                     float inv16, i8t_noise noise, int8_t *q8, int16_t *q16); \
+  void i8t_bn_col_sums__##SFX(size_t rows, size_t C, const int8_t *g, const uint8_t *x,     \
+                              int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,         \
+                              int8_t *gmax);                                                 \
+  void i8t_bn_col_sums_portable__##SFX(size_t rows, size_t C, const int8_t *g,               \
+                                       const uint8_t *x, int32_t *sg, int32_t *sgq,          \
+                                       uint32_t *sq, int8_t *gmin, int8_t *gmax);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -57,6 +63,7 @@
     I8T_NN_SET_ONE(t, affine_s8_f32, SFX);         \
     I8T_NN_SET_ONE(t, add_centered_u8_f32, SFX);   \
     I8T_NN_SET_ONE(t, quantize_f32_s8s16, SFX);    \
+    I8T_NN_SET_ONE(t, bn_col_sums, SFX);           \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and

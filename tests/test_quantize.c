@@ -457,12 +457,51 @@ static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, si
   free(v), free(cs), free(a8), free(b8), free(a16), free(b16);
 }
 
+/* BN backward's per-channel sums against a plain loop, for narrow channel
+ * counts (several rows per vector), whole vectors and other counts, with
+ * leftover rows, and the int32 / 16-bit limits (32768 rows of g = -128 and
+ * of g = 127 with q = 255). */
+static void check_bn_col_sums(const i8t_kernel_table *t) {
+  const size_t shapes[][2] = {{0, 16}, {1, 16}, {3, 16}, {300, 16}, {1001, 32}, {77, 4},
+                              {513, 1}, {9, 2}, {257, 64}, {130, 128}, {50, 3}, {40, 48},
+                              {33, 100}, {32768, 16}, {32768, 64}};
+  uint64_t rng = 77;
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    size_t rows = shapes[si][0], C = shapes[si][1], n = rows * C;
+    int8_t *g = malloc(n + 1);
+    uint8_t *x = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+      g[i] = (int8_t)test_rand(&rng), x[i] = (uint8_t)test_rand(&rng);
+      if (rows == 32768) g[i] = C == 16 ? -128 : 127, x[i] = 255;
+    }
+    int32_t sg[128], sgq[128];
+    uint32_t sq[128];
+    int8_t mn[128], mx[128];
+    t->bn_col_sums.run(rows, C, g, x, sg, sgq, sq, mn, mx);
+    for (size_t c = 0; c < C; c++) {
+      int64_t rg = 0, rgq = 0, rq = 0;
+      int lo = 127, hi = -127;
+      for (size_t r = 0; r < rows; r++) {
+        int gi = g[r * C + c], qi = x[r * C + c];
+        rg += gi, rgq += gi * qi, rq += qi;
+        lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi;
+      }
+      if (sg[c] != rg || sgq[c] != rgq || sq[c] != (uint64_t)rq || mn[c] != lo || mx[c] != hi)
+        fail_msg("bn_col_sums %zu x %zu channel %zu: %d %d %u %d %d vs %lld %lld %lld %d %d",
+                 rows, C, c, sg[c], sgq[c], sq[c], mn[c], mx[c], (long long)rg, (long long)rgq,
+                 (long long)rq, lo, hi);
+    }
+    free(g), free(x);
+  }
+}
+
 static void check_layer_kernels_isa(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa), *g = i8t_kernels_for_isa(I8T_ISA_GENERIC);
   const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
     check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si);
+  check_bn_col_sums(t);
 }
 
 #define DEFINE_ISA_TEST(name, isa)                                                          \

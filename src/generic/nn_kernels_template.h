@@ -120,3 +120,33 @@ void I8T_NN_FN(i8t_quantize_f32_s8s16)(size_t n, const float *restrict v,
   for (size_t i = 0; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
 }
 #endif
+
+/* BN backward's per-channel sums (kernel_table.h), row by row. The x86
+ * folders take a vector version that keeps its sums in registers; it calls
+ * this one for shapes it does not cover and for leftover rows. */
+void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *restrict g,
+                                         const uint8_t *restrict x, int32_t *restrict sg,
+                                         int32_t *restrict sgq, uint32_t *restrict sq,
+                                         int8_t *restrict gmin, int8_t *restrict gmax) {
+  for (size_t c = 0; c < C; c++) sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
+  for (size_t r = 0; r < rows; r++) {
+    const int8_t *restrict gr = g + r * C;
+    const uint8_t *restrict xr = x + r * C;
+    for (size_t c = 0; c < C; c++) {
+      int16_t gi = gr[c], qi = xr[c];
+      sg[c] += gi;
+      sgq[c] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
+      sq[c] += (uint32_t)qi;
+      gmin[c] = gr[c] < gmin[c] ? gr[c] : gmin[c];
+      gmax[c] = gr[c] > gmax[c] ? gr[c] : gmax[c];
+    }
+  }
+}
+
+#ifndef I8T_NN_X86_QUANTIZE
+void I8T_NN_FN(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
+                                int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
+                                int8_t *gmax) {
+  I8T_NN_FN(i8t_bn_col_sums_portable)(rows, C, g, x, sg, sgq, sq, gmin, gmax);
+}
+#endif

@@ -454,7 +454,9 @@ static void *u8_red_alloc(u8_red *r, size_t n) {
  * + e (q - qbar) + routing, and the s8 operand's column scales. */
 enum { REP_A, REP_B, REP_E, REP_QBAR, REP_COL, REP_COUNT };
 
-/* Values per group of the backward reductions' lanes (see segment_sums). */
+/* Values per group of the extremes' lanes (see segment_extremes): folding
+ * the lanes is scalar work per segment, which lanes as long as a dense block
+ * (2048) made as costly as the pass itself at C = 512. */
 enum { RED_LANES = 256 };
 
 /* A routed Range BN term: dx[at] += d. */
@@ -492,40 +494,19 @@ static const float *rep(const u8_bwd_job *j, int which) {
   return j->rep + (size_t)which * j->sub * j->C;
 }
 
-/* Sums over one segment in lanes of red_rows * C values (one long loop per
- * group of rows), folded into channels at the end. The lanes are few (about
- * RED_LANES values): folding them is scalar work per segment, which lanes as
- * long as a dense block (2048) made as costly as the pass itself at C = 512. */
-static void segment_sums(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
-  const size_t C = j->C, L = j->red_rows * C;
-  int32_t *sg = nn_scratch(j->ws, worker, NN_SLOT_D), *sgq = sg + L;
-  uint32_t *sq = (uint32_t *)(sgq + L);
-  int8_t *gmin = (int8_t *)(sq + L), *gmax = gmin + L;
-  for (size_t i = 0; i < L; i++) sg[i] = sgq[i] = 0, sq[i] = 0, gmin[i] = 127, gmax[i] = -127;
-  /* The lanes (one long loop per group of rows) on the kernel table's ISA. */
-  i8t_bn_lane_sums_fn sums = i8t_kernels()->bn_lane_sums.run;
-  for (size_t r = s->lo; r < s->hi; r += j->red_rows)
-    sums((I8T_MIN(s->hi, r + j->red_rows) - r) * C, j->g + r * C, j->x + r * C, sg, sgq, sq,
-         gmin, gmax);
-  int32_t *osg = j->red.sg + o, *osgq = j->red.sgq + o;
-  uint32_t *osq = j->red.sq + o;
-  int8_t *ogmin = j->red.gmin + o, *ogmax = j->red.gmax + o;
-  for (size_t c = 0; c < C; c++) osg[c] = osgq[c] = 0, osq[c] = 0, ogmin[c] = 127, ogmax[c] = -127;
-  size_t lanes_rows = I8T_MIN(j->red_rows, s->hi - s->lo); /* the others saw nothing */
-  for (size_t r = 0; r < lanes_rows; r++) /* fold the lanes, row by row (no modulo) */
-    for (size_t c = 0; c < C; c++) {
-      size_t i = r * C + c;
-      osg[c] += sg[i], osgq[c] += sgq[i], osq[c] += sq[i];
-      ogmin[c] = gmin[i] < ogmin[c] ? gmin[i] : ogmin[c];
-      ogmax[c] = gmax[i] > ogmax[c] ? gmax[i] : ogmax[c];
-    }
+/* The segment's sums per channel (kernel table: bn_col_sums, whose vector
+ * versions keep them in registers over the rows). */
+static void segment_sums(const u8_bwd_job *j, const segment *s, size_t o) {
+  i8t_kernels()->bn_col_sums.run(s->hi - s->lo, j->C, j->g + s->lo * j->C, j->x + s->lo * j->C,
+                                 j->red.sg + o, j->red.sgq + o, j->red.sq + o, j->red.gmin + o,
+                                 j->red.gmax + o);
 }
 
 /* The segment's extremes per channel and the first row holding each: lanes
  * folded with the row order (group, then the lane's row in the group). */
 static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, size_t o) {
   const size_t C = j->C, L = j->red_rows * C, R = j->red_rows;
-  uint8_t *mn = (uint8_t *)nn_scratch(j->ws, worker, NN_SLOT_D) + 14 * L, *mx = mn + L;
+  uint8_t *mn = (uint8_t *)nn_scratch(j->ws, worker, NN_SLOT_D), *mx = mn + L;
   uint16_t *amn = (uint16_t *)(mx + L), *amx = amn + L; /* 32768 rows: < 2^16 groups */
   memset(mn, 255, L), memset(mx, 0, L);
   memset(amn, 0, L * sizeof *amn), memset(amx, 0, L * sizeof *amx);
@@ -552,7 +533,7 @@ static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, 
 static void u8_reduce_task(void *arg, size_t t, int worker) {
   u8_bwd_job *j = arg;
   const segment *s = &j->sg->seg[t];
-  segment_sums(j, s, worker, t * j->C);
+  segment_sums(j, s, t * j->C);
   if (j->range) segment_extremes(j, s, worker, t * j->C);
 }
 
@@ -719,9 +700,9 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   const int range = cfg->kind == I8T_NORM_RANGE;
   float *reps = nn_shared_floats(ws, REP_COUNT, C);
   if (!reps) return I8T_ERR_NO_MEMORY;
-  /* Slot D: the sums' lanes (2 int32 + 1 uint32 + 2 int8 per value) and the
-   * extremes' lanes (2 uint8 + 2 uint16), or two float blocks. */
-  if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 20 + 64))) return st;
+  /* Slot D: the extremes' lanes (2 uint8 + 2 uint16 per value, at most a
+   * block's worth), or two float blocks. */
+  if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 8 + 64))) return st;
   segments sg;
   if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, SEGMENTS_U8, &sg))) return st;
   size_t nf = 7 * C + sg.count * C;

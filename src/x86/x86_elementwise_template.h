@@ -213,6 +213,106 @@ void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float 
 }
 
 /* ------------------------------------------------------------------------ */
+/* BN backward's per-channel sums (kernel_table.h: bn_col_sums)             */
+/* ------------------------------------------------------------------------ */
+
+/* u16 lane products (low 16 bits; the vector headers have none). */
+static inline i8t_vi vw_mullo16(i8t_vi a, i8t_vi b) {
+#if I8T_VLANES == 16
+  return _mm512_mullo_epi16(a, b);
+#else
+  return _mm256_mullo_epi16(a, b);
+#endif
+}
+
+/* Sums of one vector of columns over `rows` rows of stride ld, all unsigned:
+ * u = g xor 0x80 = g + 128 in [0, 255], so sum u, sum u q (u q <= 65025 fits
+ * the 16-bit product) and sum q, and the min / max of u. Per-lane u32 sums:
+ * rows <= 32768 keep sum u q below 2^31; u16 partial sums of q and u
+ * are widened every 256 rows (256 * 255 < 2^16). */
+typedef struct bn_sums_lanes {
+  uint32_t sq[4 * I8T_VLANES], su[4 * I8T_VLANES], suq[4 * I8T_VLANES];
+  uint8_t umin[4 * I8T_VLANES], umax[4 * I8T_VLANES];
+} bn_sums_lanes;
+
+static void bn_sums_block(const int8_t *g, const uint8_t *x, size_t rows, size_t ld,
+                          bn_sums_lanes *out) {
+  const i8t_vi flip = vi_set1((int32_t)0x80808080u);
+  i8t_vi mn = vb_set1_u8(255), mx = vi_zero();
+  i8t_vi q32[4], u32[4], p32[4];
+  for (int k = 0; k < 4; k++) q32[k] = u32[k] = p32[k] = vi_zero();
+  for (size_t r0 = 0; r0 < rows; r0 += 256) {
+    size_t r1 = r0 + 256 < rows ? r0 + 256 : rows;
+    i8t_vi q16[2] = {vi_zero(), vi_zero()}, u16[2] = {vi_zero(), vi_zero()};
+    for (size_t r = r0; r < r1; r++) {
+      i8t_vi xv = vi_load(x + r * ld), uv = vi_xor(vi_load(g + r * ld), flip);
+      mn = vb_min_u8(mn, uv);
+      mx = vb_max_u8(mx, uv);
+      i8t_vi xw[2] = {vb_widen_u8_lo(xv), vb_widen_u8_hi(xv)};
+      i8t_vi uw[2] = {vb_widen_u8_lo(uv), vb_widen_u8_hi(uv)};
+      for (int h = 0; h < 2; h++) {
+        q16[h] = vb_add16(q16[h], xw[h]);
+        u16[h] = vb_add16(u16[h], uw[h]);
+        i8t_vi p = vw_mullo16(uw[h], xw[h]);
+        p32[2 * h] = vi_add32(p32[2 * h], vb_widen_u16_lo(p));
+        p32[2 * h + 1] = vi_add32(p32[2 * h + 1], vb_widen_u16_hi(p));
+      }
+    }
+    for (int h = 0; h < 2; h++) {
+      q32[2 * h] = vi_add32(q32[2 * h], vb_widen_u16_lo(q16[h]));
+      q32[2 * h + 1] = vi_add32(q32[2 * h + 1], vb_widen_u16_hi(q16[h]));
+      u32[2 * h] = vi_add32(u32[2 * h], vb_widen_u16_lo(u16[h]));
+      u32[2 * h + 1] = vi_add32(u32[2 * h + 1], vb_widen_u16_hi(u16[h]));
+    }
+  }
+  for (int k = 0; k < 4; k++) {
+    vi_store(out->sq + k * I8T_VLANES, q32[k]);
+    vi_store(out->su + k * I8T_VLANES, u32[k]);
+    vi_store(out->suq + k * I8T_VLANES, p32[k]);
+  }
+  vi_store(out->umin, mn);
+  vi_store(out->umax, mx);
+}
+
+/* Lane j (n values) into channel c, back to signed g: sum g = sum u - 128 n,
+ * sum g q = sum u q - 128 sum q. */
+static inline void bn_sums_add_lane(const bn_sums_lanes *l, size_t j, size_t n, size_t c,
+                                    int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
+                                    int8_t *gmax) {
+  sg[c] += (int32_t)((int64_t)l->su[j] - 128 * (int64_t)n);
+  sgq[c] += (int32_t)((int64_t)l->suq[j] - 128 * (int64_t)l->sq[j]);
+  sq[c] += l->sq[j];
+  int8_t lo = (int8_t)(l->umin[j] ^ 0x80), hi = (int8_t)(l->umax[j] ^ 0x80);
+  gmin[c] = lo < gmin[c] ? lo : gmin[c];
+  gmax[c] = hi > gmax[c] ? hi : gmax[c];
+}
+
+void I8T_X86_NAME(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
+                                   int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
+                                   int8_t *gmax) {
+  enum { BLOCK = 4 * I8T_VLANES };
+  bn_sums_lanes l;
+  if (C < BLOCK && BLOCK % C == 0) { /* several rows per vector, lane j is channel j % C */
+    size_t per = BLOCK / C, vrows = rows / per, left = vrows * per;
+    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows - left, C, g + left * C, x + left * C, sg, sgq,
+                                           sq, gmin, gmax);
+    bn_sums_block(g, x, vrows, BLOCK, &l);
+    for (size_t j = 0; j < BLOCK; j++) bn_sums_add_lane(&l, j, vrows, j % C, sg, sgq, sq, gmin, gmax);
+  } else if (C % BLOCK == 0) { /* whole vectors of channels, rows of stride C */
+    for (size_t c0 = 0; c0 < C; c0 += BLOCK) {
+      bn_sums_block(g + c0, x + c0, rows, C, &l);
+      for (size_t j = 0; j < BLOCK; j++) {
+        size_t c = c0 + j;
+        sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
+        bn_sums_add_lane(&l, j, rows, c, sg, sgq, sq, gmin, gmax);
+      }
+    }
+  } else {
+    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows, C, g, x, sg, sgq, sq, gmin, gmax);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Range BN's per-column min / max / sum of a u8 matrix                     */
 /* ------------------------------------------------------------------------ */
 
