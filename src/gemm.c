@@ -18,7 +18,6 @@
  * added up by each task over its own columns as it packs each KC block: no
  * separate pass over B, and no output shared between tasks. */
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
