@@ -166,9 +166,6 @@ typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, int accu
 /* v[i] = m[i] * (float)x[i] + a[i], or v[i] += (that) when accumulate. */
 typedef void (*i8t_affine_u8_f32_fn)(size_t n, const uint8_t *x, const float *m,
                                      const float *a, int accumulate, float *v);
-/* BN backward lanes: sg += g, sgq += (int16)(g q), sq += q, gmin/gmax of g. */
-typedef void (*i8t_bn_lane_sums_fn)(size_t n, const int8_t *g, const uint8_t *x, int32_t *sg,
-                                    int32_t *sgq, uint32_t *sq, int8_t *gmin, int8_t *gmax);
 /* Range BN lanes: min/max of x and the block index b where each first occurs. */
 typedef void (*i8t_bn_lane_extremes_fn)(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,
                                         uint8_t *mx, uint16_t *amn, uint16_t *amx);
@@ -218,7 +215,6 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_axpy_s32_f32_fn run; } axpy_s32_f32;
   struct { const char *name; i8t_axpy_s8_f32_fn run; } axpy_s8_f32;
   struct { const char *name; i8t_affine_u8_f32_fn run; } affine_u8_f32;
-  struct { const char *name; i8t_bn_lane_sums_fn run; } bn_lane_sums;
   struct { const char *name; i8t_bn_lane_extremes_fn run; } bn_lane_extremes;
   struct { const char *name; i8t_minmax_s32_fn run; } minmax_s32;
   struct { const char *name; i8t_relu_mask_f32_fn run; } relu_mask_f32;

@@ -20,8 +20,6 @@
                               float *v);                                                    \
   void i8t_affine_u8_f32__##SFX(size_t n, const uint8_t *x, const float *m, const float *a, \
                                 int accumulate, float *v);                                  \
-  void i8t_bn_lane_sums__##SFX(size_t n, const int8_t *g, const uint8_t *x, int32_t *sg,    \
-                               int32_t *sgq, uint32_t *sq, int8_t *gmin, int8_t *gmax);     \
   void i8t_bn_lane_extremes__##SFX(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,     \
                                    uint8_t *mx, uint16_t *amn, uint16_t *amx);           \
   void i8t_minmax_s32__##SFX(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);         \
@@ -54,7 +52,6 @@
     I8T_NN_SET_ONE(t, axpy_s32_f32, SFX);          \
     I8T_NN_SET_ONE(t, axpy_s8_f32, SFX);           \
     I8T_NN_SET_ONE(t, affine_u8_f32, SFX);         \
-    I8T_NN_SET_ONE(t, bn_lane_sums, SFX);          \
     I8T_NN_SET_ONE(t, bn_lane_extremes, SFX);      \
     I8T_NN_SET_ONE(t, minmax_s32, SFX);            \
     I8T_NN_SET_ONE(t, relu_mask_f32, SFX);         \

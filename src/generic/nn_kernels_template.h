@@ -45,20 +45,6 @@ void I8T_NN_FN(i8t_affine_u8_f32)(size_t n, const uint8_t *restrict x, const flo
     for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
 }
 
-void I8T_NN_FN(i8t_bn_lane_sums)(size_t n, const int8_t *restrict g, const uint8_t *restrict x,
-                                 int32_t *restrict sg, int32_t *restrict sgq,
-                                 uint32_t *restrict sq, int8_t *restrict gmin,
-                                 int8_t *restrict gmax) {
-  for (size_t i = 0; i < n; i++) {
-    int16_t gi = g[i], qi = x[i];
-    sg[i] += gi;
-    sgq[i] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
-    sq[i] += (uint32_t)qi;
-    gmin[i] = g[i] < gmin[i] ? g[i] : gmin[i];
-    gmax[i] = g[i] > gmax[i] ? g[i] : gmax[i];
-  }
-}
-
 /* Strict comparisons keep the earliest block. */
 void I8T_NN_FN(i8t_bn_lane_extremes)(size_t n, uint16_t b, const uint8_t *restrict x,
                                      uint8_t *restrict mn, uint8_t *restrict mx,
