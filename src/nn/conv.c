@@ -374,8 +374,9 @@ static void sample_range(const int32_t *y, size_t rows, size_t C, const float *c
   *hi = mx;
 }
 
-/* The finish of one block: its GEMM output `out` (rows Cp apart, sample n0
- * first) to y, and the per-sample ranges. */
+/* The finish of one block: its padded GEMM output `out` (rows N apart,
+ * sample n0 first; NULL when the GEMM wrote y) to y, and the per-sample
+ * ranges. */
 typedef struct fwd_finish {
   fwd_job *j;
   size_t n0;
