@@ -583,14 +583,16 @@ static inline float max_num(float a, float b) {
  * pass: block id = task * blocks_per_task + block of the task; its terms are
  * terms[start[id] .. start[id + 1]). One counting sort over the 2 K C terms:
  * scanning the chunks' channels per block cost a third of the backward at
- * C = 512. start has ids + 1 entries, pos ids (the write cursors). */
+ * C = 512. start has ids + 1 entries, then pos (ids write cursors). */
 static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **start) {
   const size_t C = j->C, K = j->sg->chunks, tasks = nn_task_count(j->rows, j->rows_per_task);
   const size_t ids = tasks * j->blocks_per_task;
   *start = calloc(2 * ids + 1, sizeof **start);
-  *terms = malloc(2 * K * C * sizeof **terms);
+  /* the terms, then each term's block (ids < 2^32: rows < 2^24 blocks) */
+  *terms = malloc(2 * K * C * (sizeof **terms + sizeof(uint32_t)));
   if (!*start || !*terms) return i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8: routes");
   size_t *st = *start, *pos = st + ids + 1;
+  uint32_t *blk = (uint32_t *)(*terms + 2 * K * C);
   /* Divisions as multiply-shift, exact here: row < 2^24 (check_dims) and
    * rows_per_task <= 32768 keep row * rows_per_task < 2^40; a task's rows
    * times sub (<= 2048 / C) stay below 2^32. */
@@ -600,18 +602,20 @@ static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **st
   ((size_t)(((uint64_t)(row) * inv_task) >> 40) * j->blocks_per_task +            \
    (size_t)(((uint64_t)((row) - (size_t)(((uint64_t)(row) * inv_task) >> 40) *    \
                                     j->rows_per_task) * inv_sub) >> 32))
-  for (size_t i = 0; i < K * C; i++) {
-    st[ROUTE_BLOCK(j->amax[i]) + 1]++;
-    st[ROUTE_BLOCK(j->amin[i]) + 1]++;
+  for (size_t i = 0; i < K * C; i++) { /* each term's block, computed once */
+    blk[2 * i] = (uint32_t)ROUTE_BLOCK(j->amax[i]);
+    blk[2 * i + 1] = (uint32_t)ROUTE_BLOCK(j->amin[i]);
+    st[blk[2 * i] + 1]++, st[blk[2 * i + 1] + 1]++;
   }
+#undef ROUTE_BLOCK
   for (size_t id = 0; id < ids; id++) st[id + 1] += st[id], pos[id] = st[id];
+  route_term *t = *terms;
   for (size_t k = 0; k < K; k++)
     for (size_t c = 0; c < C; c++) {
-      size_t mx = j->amax[k * C + c], mn = j->amin[k * C + c];
-      (*terms)[pos[ROUTE_BLOCK(mx)]++] = (route_term){mx * C + c, j->route[c]};
-      (*terms)[pos[ROUTE_BLOCK(mn)]++] = (route_term){mn * C + c, -j->route[c]};
+      size_t i = k * C + c, mx = j->amax[i], mn = j->amin[i];
+      t[pos[blk[2 * i]]++] = (route_term){mx * C + c, j->route[c]};
+      t[pos[blk[2 * i + 1]]++] = (route_term){mn * C + c, -j->route[c]};
     }
-#undef ROUTE_BLOCK
   return I8T_OK;
 }
 
