@@ -345,7 +345,8 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   if ((st = segments_make(rows, norm_chunks(cfg, rows), spatial, SEGMENTS_U8, &sg))) return st;
   uint8_t *mm = malloc(2 * (sg.count + sg.chunks) * C);
   uint32_t *sums = malloc(2 * sg.count * C * sizeof *sums);
-  if (!mm || !sums) {
+  uint64_t *totals = malloc(2 * C * sizeof *totals);
+  if (!mm || !sums || !totals) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm stats");
     goto done;
   }
@@ -363,12 +364,15 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     }
   }
   const double sx = xq.scale;
-  for (size_t c = 0; c < C; c++) {
-    uint64_t s1 = 0, s2 = 0;
-    for (size_t t = 0; t < sg.count; t++) {
-      s1 += j.sum[t * C + c];
-      if (j.sq) s2 += j.sq[t * C + c];
+  uint64_t *tot = totals; /* sum q, sum q^2 per channel */
+  memset(tot, 0, 2 * C * sizeof *tot);
+  for (size_t t = 0; t < sg.count; t++) /* segment by segment: contiguous */
+    for (size_t c = 0; c < C; c++) {
+      tot[c] += j.sum[t * C + c];
+      if (j.sq) tot[C + c] += j.sq[t * C + c];
     }
+  for (size_t c = 0; c < C; c++) {
+    uint64_t s1 = tot[c], s2 = tot[C + c];
     double qbar = (double)s1 / (double)rows;
     mean[c] = (float)(sx * (qbar - xq.zero_point));
     if (!range) {
@@ -402,6 +406,7 @@ done:
   free(sg.seg);
   free(mm);
   free(sums);
+  free(totals);
   return st;
 }
 
