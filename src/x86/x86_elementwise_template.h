@@ -292,12 +292,13 @@ void I8T_X86_NAME(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const
                                    int8_t *gmax) {
   enum { BLOCK = 4 * I8T_VLANES };
   bn_sums_lanes l;
-  if (C < BLOCK && BLOCK % C == 0) { /* several rows per vector, lane j is channel j % C */
+  if (C < BLOCK && BLOCK % C == 0) { /* several rows per vector, lane j is channel j mod C */
     size_t per = BLOCK / C, vrows = rows / per, left = vrows * per;
     I8T_X86_NAME(i8t_bn_col_sums_portable)(rows - left, C, g + left * C, x + left * C, sg, sgq,
                                            sq, gmin, gmax);
     bn_sums_block(g, x, vrows, BLOCK, &l);
-    for (size_t j = 0; j < BLOCK; j++) bn_sums_add_lane(&l, j, vrows, j % C, sg, sgq, sq, gmin, gmax);
+    for (size_t j0 = 0; j0 < BLOCK; j0 += C) /* no modulo: a division per lane */
+      for (size_t c = 0; c < C; c++) bn_sums_add_lane(&l, j0 + c, vrows, c, sg, sgq, sq, gmin, gmax);
   } else if (C % BLOCK == 0) { /* whole vectors of channels, rows of stride C */
     for (size_t c0 = 0; c0 < C; c0 += BLOCK) {
       bn_sums_block(g + c0, x + c0, rows, C, &l);
@@ -345,7 +346,7 @@ static void colwise_block(const uint8_t *x, size_t rows, size_t ld, uint8_t *min
 /* Narrow contiguous matrices (cols divides one vector, ld = cols): one
  * vector holds block / cols whole rows, so the vector loop runs over them as
  * if they were one wide row, and its lanes fold into the columns at the end
- * (lane j is column j % cols). The rows left over (fewer than one vector) go
+ * (lane j is column j mod cols). The rows left over (fewer than one vector) go
  * through the portable kernel first. */
 static void colwise_narrow(const uint8_t *x, size_t rows, size_t cols, uint8_t *min,
                            uint8_t *max, uint32_t *sum) {
@@ -355,12 +356,13 @@ static void colwise_narrow(const uint8_t *x, size_t rows, size_t cols, uint8_t *
   size_t per = BLOCK / cols, vrows = rows / per;
   i8t_colwise_stats_u8__generic(x + vrows * BLOCK, rows - vrows * per, cols, cols, min, max, sum);
   colwise_block(x, vrows, BLOCK, lmn, lmx, lsum);
-  for (size_t j = 0; j < BLOCK; j++) {
-    size_t c = j % cols;
-    min[c] = lmn[j] < min[c] ? lmn[j] : min[c];
-    max[c] = lmx[j] > max[c] ? lmx[j] : max[c];
-    sum[c] += lsum[j];
-  }
+  for (size_t j0 = 0; j0 < BLOCK; j0 += cols) /* no modulo: a division per lane */
+    for (size_t c = 0; c < cols; c++) {
+      size_t j = j0 + c;
+      min[c] = lmn[j] < min[c] ? lmn[j] : min[c];
+      max[c] = lmx[j] > max[c] ? lmx[j] : max[c];
+      sum[c] += lsum[j];
+    }
 }
 
 void I8T_X86_NAME(i8t_colwise_stats_u8)(const uint8_t *x, size_t rows, size_t cols, size_t ld,
