@@ -107,26 +107,52 @@ void I8T_NN_FN(i8t_quantize_f32_s8s16)(size_t n, const float *restrict v,
 }
 #endif
 
-/* BN backward's per-channel sums (kernel_table.h), row by row. The x86
- * folders take a vector version that keeps its sums in registers; it calls
- * this one for shapes it does not cover and for leftover rows. */
-void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *restrict g,
-                                         const uint8_t *restrict x, int32_t *restrict sg,
-                                         int32_t *restrict sgq, uint32_t *restrict sq,
-                                         int8_t *restrict gmin, int8_t *restrict gmax) {
-  for (size_t c = 0; c < C; c++) sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
-  for (size_t r = 0; r < rows; r++) {
-    const int8_t *restrict gr = g + r * C;
-    const uint8_t *restrict xr = x + r * C;
-    for (size_t c = 0; c < C; c++) {
-      int16_t gi = gr[c], qi = xr[c];
-      sg[c] += gi;
-      sgq[c] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
-      sq[c] += (uint32_t)qi;
-      gmin[c] = gr[c] < gmin[c] ? gr[c] : gmin[c];
-      gmax[c] = gr[c] > gmax[c] ? gr[c] : gmax[c];
+/* BN backward's per-channel sums (kernel_table.h). Narrow tensors (C < 256)
+ * gather in lanes of L = C * (256 / C) values first, so that the inner loop
+ * is one long vectorisable run over L instead of C, then fold the lanes;
+ * wider ones run row by row. The x86 folders take a vector version that
+ * keeps its sums in registers; it calls this one for shapes it does not
+ * cover and for leftover rows. */
+enum { I8T_NN_SUM_LANES = 256 };
+
+static void I8T_NN_FN(bn_sums_rows)(size_t n, size_t rows, const int8_t *restrict g,
+                                     const uint8_t *restrict x, int32_t *restrict sg,
+                                     int32_t *restrict sgq, uint32_t *restrict sq,
+                                     int8_t *restrict gmin, int8_t *restrict gmax) {
+  for (size_t r = 0; r < rows; r++)
+    for (size_t i = 0; i < n; i++) {
+      int16_t gi = g[r * n + i], qi = x[r * n + i];
+      sg[i] += gi;
+      sgq[i] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
+      sq[i] += (uint32_t)qi;
+      gmin[i] = gi < gmin[i] ? (int8_t)gi : gmin[i];
+      gmax[i] = gi > gmax[i] ? (int8_t)gi : gmax[i];
     }
+}
+
+void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *g,
+                                         const uint8_t *x, int32_t *sg, int32_t *sgq,
+                                         uint32_t *sq, int8_t *gmin, int8_t *gmax) {
+  for (size_t c = 0; c < C; c++) sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
+  size_t per = C < I8T_NN_SUM_LANES ? I8T_NN_SUM_LANES / C : 1, L = per * C;
+  if (per == 1 || rows < per) {
+    I8T_NN_FN(bn_sums_rows)(C, rows, g, x, sg, sgq, sq, gmin, gmax);
+    return;
   }
+  int32_t lsg[I8T_NN_SUM_LANES], lsgq[I8T_NN_SUM_LANES];
+  uint32_t lsq[I8T_NN_SUM_LANES];
+  int8_t lmin[I8T_NN_SUM_LANES], lmax[I8T_NN_SUM_LANES];
+  for (size_t i = 0; i < L; i++) lsg[i] = lsgq[i] = 0, lsq[i] = 0, lmin[i] = 127, lmax[i] = -127;
+  size_t groups = rows / per, left = groups * per;
+  I8T_NN_FN(bn_sums_rows)(L, groups, g, x, lsg, lsgq, lsq, lmin, lmax);
+  I8T_NN_FN(bn_sums_rows)(C, rows - left, g + left * C, x + left * C, sg, sgq, sq, gmin, gmax);
+  for (size_t i0 = 0; i0 < L; i0 += C) /* fold the lanes: lane i0 + c is channel c */
+    for (size_t c = 0; c < C; c++) {
+      size_t i = i0 + c;
+      sg[c] += lsg[i], sgq[c] += lsgq[i], sq[c] += lsq[i];
+      gmin[c] = lmin[i] < gmin[c] ? lmin[i] : gmin[c];
+      gmax[c] = lmax[i] > gmax[c] ? lmax[i] : gmax[c];
+    }
 }
 
 #ifndef I8T_NN_X86_QUANTIZE
