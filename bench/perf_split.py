@@ -33,7 +33,7 @@ PARTS = [
     ("kernel (page faults, scheduling)", r".", r"kernel"),
     ("GEMM microkernel", r"ukernel", None),
     ("GEMM packing", r"pack_", None),
-    ("GEMM driver (edges, column sums)", r"gemm_task|run_tile|add_tile|colsum_task|gemm_x8|run_job", None),
+    ("GEMM driver (edges, column sums)", r"gemm_task|run_tile|add_tile|colsum_task|sum_b|gemm_x8|run_job", None),
     ("im2col / col2im", r"im2col|col2im", None),
     ("conv glue (output range, requantize)", r"forward_task|backward_data_task|backward_weights_task|sample_range|requant|scale_s32|minmax_s32", None),
     ("batch norm", r"u8_reduce|u8_quantize_task|u8_stats|colwise|norm_|u8_absmax|f32_stats|chunk_|dense_|bn_lane|bn_col|bn_sums|add_centered", None),
