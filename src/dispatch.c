@@ -175,14 +175,14 @@ const char *i8t_cpu_features(void) {
 }
 
 /* The table's entries as (role, name) pairs, for `int8train info` and tests. */
-enum { KERNEL_ENTRIES = 21 };
+enum { KERNEL_ENTRIES = 23 };
 
 static const char *const kernel_roles[KERNEL_ENTRIES] = {
     "gemm_u8s8s32", "gemm_s8s8s32",   "gemm_s16u8s32",   "minmax_f32",
     "quantize_f32_u8", "quantize_f32_s8", "quantize_f32_s16", "colwise_stats_u8",
     "scale_s32_f32", "axpy_s32_f32", "axpy_s8_f32", "affine_u8_f32", "bn_lane_extremes", "minmax_s32", "relu_mask_f32", "mask_u8_f32", "mask_pos_f32",
     "affine_s8_f32", "add_centered_u8_f32", "quantize_f32_s8s16",
-    "bn_col_sums"};
+    "bn_col_sums", "grad_sum_absmax", "grad_sum_quantize_s8"};
 
 size_t i8t_kernel_count(void) { return KERNEL_ENTRIES; }
 
@@ -198,6 +198,6 @@ const char *i8t_kernel_name(size_t i) {
       t->bn_lane_extremes.name, t->minmax_s32.name,
       t->relu_mask_f32.name,   t->mask_u8_f32.name,     t->mask_pos_f32.name,
       t->affine_s8_f32.name,   t->add_centered_u8_f32.name, t->quantize_f32_s8s16.name,
-      t->bn_col_sums.name};
+      t->bn_col_sums.name, t->grad_sum_absmax.name, t->grad_sum_quantize_s8.name};
   return i < KERNEL_ENTRIES ? names[i] : NULL;
 }

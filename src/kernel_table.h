@@ -199,6 +199,25 @@ typedef void (*i8t_bn_col_sums_fn)(size_t rows, size_t C, const int8_t *g, const
                                    int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
                                    int8_t *gmax);
 
+/* The incoming gradient of one activation span, summed, masked and reduced
+ * or quantized in one pass (src/nn/act.c): element i is v = 0.0f + sc[0] *
+ * x0[i] + sc[1] * x1[i] + ... in source order (x_k int8 if s8[k], else
+ * int32; one float multiply and add each, no FMA), then mask[i] ? v : 0.0f
+ * when mask is not NULL (i8t_grad_sum_one in src/nn_kernels.h is the rule). */
+enum { I8T_GRAD_SPAN_MAX = 8 };
+typedef struct i8t_grad_span {
+  int n_src;
+  const void *src[I8T_GRAD_SPAN_MAX];
+  float sc[I8T_GRAD_SPAN_MAX];
+  unsigned char s8[I8T_GRAD_SPAN_MAX];
+  const uint8_t *mask;
+} i8t_grad_span;
+/* max |v| over the span's n elements (0 for n = 0), NaN if any is NaN or Inf. */
+typedef float (*i8t_grad_sum_absmax_fn)(size_t n, const i8t_grad_span *s);
+/* q[i] = clamp(R(v * inv_scale), -127, 127), R as quantize_f32_s8. */
+typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, float inv_scale,
+                                            i8t_noise noise, int8_t *q);
+
 typedef struct i8t_kernel_table {
   i8t_isa isa;
   i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */
@@ -224,6 +243,8 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_add_centered_u8_f32_fn run; } add_centered_u8_f32;
   struct { const char *name; i8t_quantize_f32_s8s16_fn run; } quantize_f32_s8s16;
   struct { const char *name; i8t_bn_col_sums_fn run; } bn_col_sums;
+  struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
+  struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
 } i8t_kernel_table;
 
 /* The table in use (filled on first call). Never NULL. */

@@ -37,7 +37,10 @@
                               int8_t *gmax);                                                 \
   void i8t_bn_col_sums_portable__##SFX(size_t rows, size_t C, const int8_t *g,               \
                                        const uint8_t *x, int32_t *sg, int32_t *sgq,          \
-                                       uint32_t *sq, int8_t *gmin, int8_t *gmax);
+                                       uint32_t *sq, int8_t *gmin, int8_t *gmax);       \
+  float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s);                        \
+  void i8t_grad_sum_quantize_s8__##SFX(size_t n, const i8t_grad_span *s, float inv_scale,    \
+                                       i8t_noise noise, int8_t *q);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -61,6 +64,8 @@
     I8T_NN_SET_ONE(t, add_centered_u8_f32, SFX);   \
     I8T_NN_SET_ONE(t, quantize_f32_s8s16, SFX);    \
     I8T_NN_SET_ONE(t, bn_col_sums, SFX);           \
+    I8T_NN_SET_ONE(t, grad_sum_absmax, SFX);       \
+    I8T_NN_SET_ONE(t, grad_sum_quantize_s8, SFX);  \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and
@@ -82,6 +87,25 @@ static inline void i8t_quantize_s8s16_one(const float *v, const float *cs, float
   float u8 = (float)(h >> 8) * (1.0f / 16777216.0f), u16 = (float)(h & 255u) * (1.0f / 256.0f);
   q8[i] = (int8_t)i8t_stochastic_floor(w * inv8, u8, -127.0f, 127.0f);
   q16[i] = (int16_t)i8t_stochastic_floor(v[i] * inv16, u16, -32767.0f, 32767.0f);
+}
+
+/* Element i of a gradient span (kernel_table.h, i8t_grad_span): the portable
+ * kernels and the vector kernels' tails. v starts at 0.0f so that a -0 term
+ * gives +0, as the sum of separate passes over a zeroed buffer did. */
+static inline float i8t_grad_sum_one(const i8t_grad_span *s, size_t i) {
+  float v = 0.0f;
+  for (int k = 0; k < s->n_src; k++) {
+    float x = s->s8[k] ? (float)((const int8_t *)s->src[k])[i]
+                       : (float)((const int32_t *)s->src[k])[i];
+    v += s->sc[k] * x;
+  }
+  return s->mask && !s->mask[i] ? 0.0f : v;
+}
+
+/* quantize_f32_s8's rule for one value (the element at counter offset i). */
+static inline int8_t i8t_quantize_s8_one(float v, float inv_scale, i8t_noise noise, size_t i) {
+  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + 0.0f;
+  return (int8_t)i8t_clamp_to_int(r, -127.0f, 127.0f);
 }
 
 I8T_NN_DECLARE(generic)

@@ -162,3 +162,57 @@ void I8T_NN_FN(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const ui
   I8T_NN_FN(i8t_bn_col_sums_portable)(rows, C, g, x, sg, sgq, sq, gmin, gmax);
 }
 #endif
+
+/* Gradient spans (kernel_table.h, i8t_grad_span): tiles of 64 values summed
+ * source by source into a stack array (vectorisable loops, the per-element
+ * operations of i8t_grad_sum_one in the same order), then reduced or
+ * quantized. The x86 folders keep the sum in registers instead
+ * (src/x86/x86_elementwise_template.h). */
+#ifndef I8T_NN_X86_QUANTIZE
+enum { I8T_NN_GRAD_TILE = 64 };
+
+static void I8T_NN_FN(grad_tile)(const i8t_grad_span *s, size_t i0, size_t m,
+                                 float *restrict t) {
+  for (size_t i = 0; i < m; i++) t[i] = 0.0f;
+  for (int k = 0; k < s->n_src; k++) {
+    const float sc = s->sc[k];
+    if (s->s8[k]) {
+      const int8_t *restrict p = (const int8_t *)s->src[k] + i0;
+      for (size_t i = 0; i < m; i++) t[i] += sc * (float)p[i];
+    } else {
+      const int32_t *restrict p = (const int32_t *)s->src[k] + i0;
+      for (size_t i = 0; i < m; i++) t[i] += sc * (float)p[i];
+    }
+  }
+  if (s->mask) {
+    const uint8_t *restrict mk = s->mask + i0;
+    for (size_t i = 0; i < m; i++) t[i] = mk[i] ? t[i] : 0.0f;
+  }
+}
+
+float I8T_NN_FN(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+  float t[I8T_NN_GRAD_TILE], lo = INFINITY, hi = -INFINITY;
+  int bad = 0;
+  if (n == 0) return 0.0f;
+  for (size_t i0 = 0; i0 < n; i0 += I8T_NN_GRAD_TILE) {
+    size_t m = n - i0 < I8T_NN_GRAD_TILE ? n - i0 : I8T_NN_GRAD_TILE;
+    I8T_NN_FN(grad_tile)(s, i0, m, t);
+    for (size_t i = 0; i < m; i++) {
+      bad |= !isfinite(t[i]);
+      lo = t[i] < lo ? t[i] : lo;
+      hi = t[i] > hi ? t[i] : hi;
+    }
+  }
+  return bad ? NAN : fmaxf(-lo, hi);
+}
+
+void I8T_NN_FN(i8t_grad_sum_quantize_s8)(size_t n, const i8t_grad_span *s, float inv_scale,
+                                         i8t_noise noise, int8_t *q) {
+  float t[I8T_NN_GRAD_TILE];
+  for (size_t i0 = 0; i0 < n; i0 += I8T_NN_GRAD_TILE) {
+    size_t m = n - i0 < I8T_NN_GRAD_TILE ? n - i0 : I8T_NN_GRAD_TILE;
+    I8T_NN_FN(grad_tile)(s, i0, m, t);
+    for (size_t i = 0; i < m; i++) q[i0 + i] = i8t_quantize_s8_one(t[i], inv_scale, noise, i0 + i);
+  }
+}
+#endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernel_table.h"
+#include "rng.h"
 #include "nn_internal.h"
 
 void i8t_batch_range(const float *sample_min, const float *sample_max, size_t n, float *lo,
@@ -308,6 +309,92 @@ static void backward_quantize_task(void *arg, size_t task, int worker) {
   for_blocks(j, worker, r0, I8T_MIN(rows, r0 + j->per), quantize_block);
 }
 
+/* The fused path: int32, int8 and pooled sources with stored ReLU bytes (or
+ * no ReLU) are summed, masked and reduced or quantized in one kernel call
+ * per span, reading the sources directly (kernel_table.h, i8t_grad_span).
+ * Float sources and masks recomputed from the terms take the passes above. */
+static int fused_backward(const sum_act_job *j) {
+  if (j->relu && !j->mask) return 0;
+  for (int k = 0; k < j->ns; k++)
+    if (j->srcs[k].kind == I8T_GRAD_F32) return 0;
+  return 1;
+}
+
+static int has_pooled(const sum_act_job *j) {
+  for (int k = 0; k < j->ns; k++)
+    if (j->srcs[k].kind == I8T_GRAD_S32_POOLED) return 1;
+  return 0;
+}
+
+/* The span of rows [r0, ...): element i is element r0 * C + i of the
+ * activation; a pooled source is only contiguous within one row. */
+static i8t_grad_span span_at_row(const sum_act_job *j, size_t r0) {
+  const size_t C = j->sh.channels, first = r0 * C;
+  i8t_grad_span s = {.n_src = j->ns, .mask = j->relu ? j->mask + first : NULL};
+  for (int k = 0; k < j->ns; k++) {
+    const i8t_grad_src *g = &j->srcs[k];
+    s.sc[k] = g->scale;
+    s.s8[k] = g->kind == I8T_GRAD_S8;
+    if (g->kind == I8T_GRAD_S8) s.src[k] = (const int8_t *)g->data + first;
+    else if (g->kind == I8T_GRAD_S32) s.src[k] = (const int32_t *)g->data + first;
+    else s.src[k] = (const int32_t *)g->data + (r0 / j->sh.spatial) * C;
+  }
+  return s;
+}
+
+static i8t_grad_span span_skip(i8t_grad_span s, size_t d) {
+  for (int k = 0; k < s.n_src; k++)
+    s.src[k] = s.s8[k] ? (const void *)((const int8_t *)s.src[k] + d)
+                       : (const void *)((const int32_t *)s.src[k] + d);
+  if (s.mask) s.mask += d;
+  return s;
+}
+
+static void fused_absmax_task(void *arg, size_t task, int worker) {
+  sum_act_job *j = arg;
+  (void)worker;
+  const size_t C = j->sh.channels, rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  const size_t r1 = I8T_MIN(rows, r0 + j->per);
+  const i8t_kernel_table *kt = i8t_kernels();
+  float m = 0.0f;
+  size_t step = has_pooled(j) ? 1 : r1 - r0; /* rows per kernel call */
+  for (size_t r = r0; r < r1; r += step) {
+    i8t_grad_span s = span_at_row(j, r);
+    float a = kt->grad_sum_absmax.run(I8T_MIN(step, r1 - r) * C, &s);
+    m = a > m || a != a ? a : m;
+  }
+  j->task_abs[task] = m;
+}
+
+/* Elements [first, first + n) of gpre from span s, in pieces that do not
+ * cross a 2^32 boundary of the rounding counter (as i8t_quantize_f32_s8). */
+static void fused_quantize_span(const sum_act_job *j, const i8t_grad_span *s, size_t first,
+                                size_t n, float inv_scale) {
+  i8t_rounding r = nn_round_at(j->r, first);
+  const i8t_kernel_table *kt = i8t_kernels();
+  for (size_t done = 0; done < n;) {
+    uint64_t ctr = r.counter + done, room = (1ull << 32) - (uint32_t)ctr;
+    size_t len = (size_t)I8T_MIN((uint64_t)(n - done), room);
+    i8t_noise noise = {r.stochastic, i8t_rng_key(r.seed, (uint32_t)(ctr >> 32)), (uint32_t)ctr};
+    i8t_grad_span p = span_skip(*s, done);
+    kt->grad_sum_quantize_s8.run(len, &p, inv_scale, noise, j->gpre + first + done);
+    done += len;
+  }
+}
+
+static void fused_quantize_task(void *arg, size_t task, int worker) {
+  sum_act_job *j = arg;
+  (void)worker;
+  const size_t C = j->sh.channels, rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  const size_t r1 = I8T_MIN(rows, r0 + j->per);
+  const float inv_scale = 1.0f / j->p.scale;
+  size_t step = has_pooled(j) ? 1 : r1 - r0;
+  for (size_t r = r0; r < r1; r += step) {
+    i8t_grad_span s = span_at_row(j, r);
+    fused_quantize_span(j, &s, r * C, I8T_MIN(step, r1 - r) * C, inv_scale);
+  }
+}
+
 static i8t_status sum_act_backward(sum_act_job *j) {
   i8t_act_shape shape = j->sh;
   size_t rows = shape.batch * shape.spatial;
@@ -318,7 +405,8 @@ static i8t_status sum_act_backward(sum_act_job *j) {
   float *ta = tasks <= 64 ? task_abs : malloc(tasks * sizeof *ta);
   if (!ta) return i8t_error(I8T_ERR_NO_MEMORY, "sum-act backward");
   j->task_abs = ta;
-  i8t_parallel_for(j->ws->ctx, tasks, backward_absmax_task, j);
+  int fused = fused_backward(j);
+  i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_absmax_task : backward_absmax_task, j);
   float m = 0.0f;
   int nan = 0;
   for (size_t t = 0; t < tasks; t++) nan |= ta[t] != ta[t], m = fmaxf(m, ta[t]);
@@ -327,7 +415,7 @@ static i8t_status sum_act_backward(sum_act_job *j) {
   if (st) return st;
   j->p = nn_symmetric(m, 8);
   *j->gpre_scale = j->p.scale;
-  i8t_parallel_for(j->ws->ctx, tasks, backward_quantize_task, j);
+  i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_quantize_task : backward_quantize_task, j);
   return nn_errors_get(&j->err);
 }
 

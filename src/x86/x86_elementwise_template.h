@@ -378,3 +378,103 @@ void I8T_X86_NAME(i8t_colwise_stats_u8)(const uint8_t *x, size_t rows, size_t co
    * keeps its running values local and stores them once. */
   if (c < cols) i8t_colwise_stats_u8__generic(x + c, rows, cols - c, ld, min + c, max + c, sum + c);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Gradient spans: sum, mask, absmax or quantize (kernel_table.h)           */
+/* ------------------------------------------------------------------------ */
+
+/* 8 lanes of AVX2: int8 widened to int32, and v where the mask byte is
+ * non-zero, +0 elsewhere. */
+static inline __m256i grad_s8_x8(const int8_t *p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+static inline __m256 grad_mask_x8(__m256 v, const uint8_t *m) {
+  __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+  __m256i off = _mm256_cmpeq_epi32(m32, _mm256_setzero_si256());
+  return _mm256_andnot_ps(_mm256_castsi256_ps(off), v);
+}
+
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+static inline i8t_vi grad_s8_lanes(const int8_t *p) {
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+static inline i8t_vf grad_mask_lanes(i8t_vf v, const uint8_t *m) {
+  __m512i m32 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)m));
+  return _mm512_maskz_mov_ps(_mm512_test_epi32_mask(m32, m32), v);
+}
+#elif I8T_VLANES == 16 /* SIMDe: two AVX2 halves */
+static inline i8t_vi grad_s8_lanes(const int8_t *p) {
+  return i8t_mm512_join256(grad_s8_x8(p), grad_s8_x8(p + 8));
+}
+static inline i8t_vf grad_mask_lanes(i8t_vf v, const uint8_t *m) {
+  __m256 lo = grad_mask_x8(vf_lo8(v), m), hi = grad_mask_x8(vf_hi8(v), m + 8);
+  return _mm512_castsi512_ps(
+      i8t_mm512_join256(_mm256_castps_si256(lo), _mm256_castps_si256(hi)));
+}
+#else
+static inline i8t_vi grad_s8_lanes(const int8_t *p) { return grad_s8_x8(p); }
+static inline i8t_vf grad_mask_lanes(i8t_vf v, const uint8_t *m) { return grad_mask_x8(v, m); }
+#endif
+
+/* i8t_grad_sum_one for the I8T_VLANES elements from i: the same float
+ * operations lane-wise (0 + term, then += term per source, then the mask). */
+static inline i8t_vf grad_lanes(const i8t_grad_span *s, const i8t_vf *sc, size_t i) {
+  i8t_vf v = vf_set1(0.0f);
+  for (int k = 0; k < s->n_src; k++) {
+    i8t_vi x = s->s8[k] ? grad_s8_lanes((const int8_t *)s->src[k] + i)
+                        : vi_load((const int32_t *)s->src[k] + i);
+    v = vf_add(v, vf_mul(sc[k], vi_to_vf(x)));
+  }
+  return s->mask ? grad_mask_lanes(v, s->mask + i) : v;
+}
+
+static inline void grad_scales(const i8t_grad_span *s, i8t_vf *sc) {
+  for (int k = 0; k < s->n_src; k++) sc[k] = vf_set1(s->sc[k]);
+}
+
+/* Min and max as i8t_minmax_f32 (v - v flags NaN and Inf), then max |v|. */
+float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+  i8t_vf sc[I8T_GRAD_SPAN_MAX];
+  grad_scales(s, sc);
+  i8t_vf lo0 = vf_set1(INFINITY), hi0 = vf_set1(-INFINITY), lo1 = lo0, hi1 = hi0;
+  i8t_vi bad = vi_zero();
+  size_t i = 0;
+  if (n == 0) return 0.0f;
+  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
+    i8t_vf v0 = grad_lanes(s, sc, i), v1 = grad_lanes(s, sc, i + I8T_VLANES);
+    bad = vi_or(bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
+    lo0 = vf_min(v0, lo0);
+    hi0 = vf_max(v0, hi0);
+    lo1 = vf_min(v1, lo1);
+    hi1 = vf_max(v1, hi1);
+  }
+  float lo = vf_hmin(vf_min(lo0, lo1)), hi = vf_hmax(vf_max(hi0, hi1));
+  int any_bad = vi_any_bit(bad);
+  for (; i < n; i++) {
+    float v = i8t_grad_sum_one(s, i);
+    any_bad |= !isfinite(v);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  return any_bad ? NAN : fmaxf(-lo, hi);
+}
+
+/* quantize_f32_s8's vector body on the summed lanes, its scalar rule for the
+ * tail. */
+void I8T_X86_NAME(i8t_grad_sum_quantize_s8)(size_t n, const i8t_grad_span *s, float inv_scale,
+                                            i8t_noise noise, int8_t *q) {
+  i8t_vf sc[I8T_GRAD_SPAN_MAX];
+  grad_scales(s, sc);
+  quant_consts k = quant_consts_make(inv_scale, 0, -127.0f, 127.0f, noise);
+  i8t_vi weyl = quant_weyl_start(noise);
+  size_t i = 0;
+  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
+    i8t_vi v[4];
+    for (int j = 0; j < 4; j++) {
+      v[j] = quantize_lanes(&k, grad_lanes(s, sc, i + (size_t)j * I8T_VLANES), weyl, 0);
+      weyl = vi_add32(weyl, k.weyl_step);
+    }
+    vi_store_lo8x4(q + i, v[0], v[1], v[2], v[3]);
+  }
+  for (; i < n; i++) q[i] = i8t_quantize_s8_one(i8t_grad_sum_one(s, i), inv_scale, noise, i);
+}

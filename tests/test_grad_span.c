@@ -1,0 +1,264 @@
+/* The fused gradient-span kernels (kernel_table.h: grad_sum_absmax,
+ * grad_sum_quantize_s8) of every ISA against a plain multi-pass reference,
+ * and i8t_sum_act_backward_mask_u8 (which uses them) against the same
+ * reference end to end, on every ISA and with 1 and 2 threads. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8train/int8train.h"
+#include "int8train/layers.h"
+#include "isa_list.h"
+#include "kernel_table.h"
+#include "rng.h"
+#include "test_util.h"
+
+/* The sum as separate passes over a zeroed float buffer, then the mask. */
+static void ref_sum(const i8t_grad_span *s, size_t n, float *v) {
+  for (size_t i = 0; i < n; i++) v[i] = 0.0f;
+  for (int k = 0; k < s->n_src; k++)
+    for (size_t i = 0; i < n; i++) {
+      float x = s->s8[k] ? (float)((const int8_t *)s->src[k])[i]
+                         : (float)((const int32_t *)s->src[k])[i];
+      float t = s->sc[k] * x;
+      v[i] = v[i] + t;
+    }
+  if (s->mask)
+    for (size_t i = 0; i < n; i++)
+      if (!s->mask[i]) v[i] = 0.0f;
+}
+
+static float ref_absmax(const float *v, size_t n) {
+  float m = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(v[i])) return NAN;
+    m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+  }
+  return m;
+}
+
+/* Stochastic: floor(t) + (u < t - floor(t)), u from the element's counter;
+ * nearest: round half to even; then clamped to [-127, 127]. */
+static int8_t ref_quantize(float v, float inv, i8t_noise noise, size_t i) {
+  float t = v * inv, r;
+  if (noise.stochastic) {
+    float f = floorf(t), u = i8t_rng_uniform(noise.key, noise.ctr + (uint32_t)i);
+    r = f + (u < t - f ? 1.0f : 0.0f);
+  } else {
+    r = nearbyintf(t);
+  }
+  return (int8_t)(r < -127.0f ? -127 : r > 127.0f ? 127 : (int)r);
+}
+
+enum { MAXN = 1100 };
+
+typedef struct span_data {
+  int32_t s32[I8T_GRAD_SPAN_MAX][MAXN];
+  int8_t s8[I8T_GRAD_SPAN_MAX][MAXN];
+  uint8_t mask[MAXN];
+} span_data;
+
+/* Random sources with saturating int32 / int8 values sprinkled in. */
+static void fill(span_data *d, uint64_t *rng) {
+  for (int k = 0; k < I8T_GRAD_SPAN_MAX; k++)
+    for (size_t i = 0; i < MAXN; i++) {
+      d->s32[k][i] = (int32_t)test_rand(rng); /* above 2^24: the conversion rounds */
+      if (i % 7 == 0) d->s32[k][i] = test_rand_range(rng, -300, 300);
+      if (i % 23 == 5) d->s32[k][i] = i & 1 ? INT32_MAX : INT32_MIN;
+      d->s8[k][i] = (int8_t)test_rand(rng);
+      if (i % 19 == 3) d->s8[k][i] = i & 1 ? 127 : -128;
+    }
+  for (size_t i = 0; i < MAXN; i++) d->mask[i] = (uint8_t)(test_rand(rng) % 3); /* 0, 1, 2 */
+}
+
+/* One span over n elements: `kinds` is a string of '4' (int32) and '1'
+ * (int8) per source; mask_mode 0 none, 1 random bytes, 2 all zero. */
+static i8t_grad_span make_span(span_data *d, const char *kinds, int mask_mode, size_t off,
+                               uint64_t *rng) {
+  i8t_grad_span s = {.n_src = (int)strlen(kinds)};
+  for (int k = 0; k < s.n_src; k++) {
+    s.s8[k] = kinds[k] == '1';
+    s.src[k] = s.s8[k] ? (const void *)(d->s8[k] + off) : (const void *)(d->s32[k] + off);
+    s.sc[k] = test_rand_float(rng, -2e-6f, 2e-6f) * (s.s8[k] ? 1e5f : 1.0f);
+    if (k == 1) s.sc[k] = -0.0f; /* -0 terms: the sum must still start at +0 */
+  }
+  static const uint8_t zeros[MAXN];
+  s.mask = mask_mode == 0 ? NULL : mask_mode == 1 ? d->mask + off : zeros;
+  return s;
+}
+
+static void check_span(const i8t_kernel_table *t, const i8t_grad_span *s, size_t n,
+                       uint64_t *rng) {
+  static float v[MAXN];
+  static int8_t want[MAXN], got[MAXN];
+  ref_sum(s, n, v);
+  float m = ref_absmax(v, n), a = t->grad_sum_absmax.run(n, s);
+  if (!(a == m || (a != a && m != m)))
+    fail_msg("%s n=%zu absmax %g vs %g", t->grad_sum_absmax.name, n, (double)a, (double)m);
+  for (int mode = 0; mode < 3; mode++) {
+    /* exact scale, saturating (4x too fine), nearest rounding */
+    float inv = (m > 0.0f && isfinite(m) ? 127.0f / m : 1.0f) * (mode == 1 ? 4.0f : 1.0f);
+    i8t_noise noise = {mode != 2, (uint32_t)test_rand(rng), (uint32_t)test_rand(rng)};
+    if (mode == 1) noise.ctr = 0xFFFFFFF0u; /* the counter wraps inside the span */
+    for (size_t i = 0; i < n; i++) want[i] = ref_quantize(v[i], inv, noise, i);
+    memset(got, 0x55, sizeof got);
+    t->grad_sum_quantize_s8.run(n, s, inv, noise, got);
+    for (size_t i = 0; i < n; i++)
+      if (got[i] != want[i])
+        fail_msg("%s n=%zu mode %d q[%zu] = %d vs %d", t->grad_sum_quantize_s8.name, n, mode,
+                 i, got[i], want[i]);
+    assert_int_equal(got[n], 0x55); /* nothing written past n */
+  }
+}
+
+static void check_kernels(i8t_isa isa) {
+  const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
+  if (!t) {
+    print_message("[   INFO   ] %s kernels are not available on this CPU/build: skipped\n",
+                  i8t_isa_name(isa));
+    skip();
+  }
+  static span_data d;
+  uint64_t rng = 0x5EED0000u + (uint64_t)isa;
+  fill(&d, &rng);
+  static const char *const kinds[] = {"4", "1", "41", "414", "1414", "44444444", "11111111"};
+  static const size_t ns[] = {0, 1, 5, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 257, 1031};
+  for (size_t a = 0; a < sizeof kinds / sizeof *kinds; a++)
+    for (int mask_mode = 0; mask_mode < 3; mask_mode++)
+      for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+        size_t off = b % 3; /* unaligned sources */
+        i8t_grad_span s = make_span(&d, kinds[a], mask_mode, off, &rng);
+        check_span(t, &s, ns[b], &rng);
+      }
+  /* Non-finite sums: NaN from the absmax unless the mask hides them. */
+  i8t_grad_span s = make_span(&d, "41", 1, 0, &rng);
+  s.sc[0] = 1e38f;
+  d.mask[40] = 1, d.s32[0][40] = INT32_MAX;
+  float a = t->grad_sum_absmax.run(100, &s);
+  assert_true(a != a);
+  for (size_t i = 0; i < 100; i++) d.mask[i] = d.s32[0][i] > 1 || d.s32[0][i] < -1 ? 0 : 1;
+  a = t->grad_sum_absmax.run(100, &s);
+  assert_true(isfinite(a));
+}
+
+/* ---- end to end: i8t_sum_act_backward_mask_u8 ---- */
+
+static i8t_workspace *ws_make(int threads, i8t_context **ctx) {
+  *ctx = NULL;
+  if (threads > 1) {
+    i8t_context_options o;
+    i8t_context_options_default(&o);
+    o.threads = threads;
+    o.pin = I8T_PIN_NONE;
+    o.pin_from_env = 0;
+    assert_int_equal(i8t_context_create(&o, ctx), I8T_OK);
+  }
+  i8t_workspace *ws;
+  assert_int_equal(i8t_workspace_create(*ctx, &ws), I8T_OK);
+  return ws;
+}
+
+/* Reference of the whole backward: per-element sum in source order (pooled
+ * sources broadcast over each sample's rows), mask, absmax over the tensor,
+ * symmetric 8-bit scale, stochastic rounding on the element's counter. */
+static void ref_backward(const i8t_grad_src *src, int ns, const uint8_t *mask, i8t_act_shape sh,
+                         i8t_rounding r, int8_t *q, float *scale) {
+  size_t C = sh.channels, n = sh.batch * sh.spatial * C;
+  float *v = malloc(n * sizeof *v), m = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    float acc = 0.0f;
+    for (int k = 0; k < ns; k++) {
+      float x;
+      if (src[k].kind == I8T_GRAD_S8) x = (float)((const int8_t *)src[k].data)[i];
+      else if (src[k].kind == I8T_GRAD_S32) x = (float)((const int32_t *)src[k].data)[i];
+      else x = (float)((const int32_t *)src[k].data)[(i / C / sh.spatial) * C + i % C];
+      float t = src[k].scale * x;
+      acc = acc + t;
+    }
+    v[i] = mask && !mask[i] ? 0.0f : acc;
+    m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+  }
+  *scale = i8t_qparams_symmetric(m, 8).scale;
+  float inv = 1.0f / *scale;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t c = r.counter + i;
+    i8t_noise noise = {r.stochastic, i8t_rng_key(r.seed, (uint32_t)(c >> 32)), (uint32_t)c};
+    q[i] = ref_quantize(v[i], inv, noise, 0);
+  }
+  free(v);
+}
+
+static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mode,
+                                uint64_t counter, uint64_t *rng) {
+  size_t C = sh.channels, n = sh.batch * sh.spatial * C;
+  int ns = (int)strlen(kinds);
+  i8t_grad_src src[4];
+  void *bufs[4];
+  for (int k = 0; k < ns; k++) {
+    size_t cnt = kinds[k] == 'p' ? sh.batch * C : n;
+    if (kinds[k] == '1') {
+      int8_t *p = malloc(cnt);
+      for (size_t i = 0; i < cnt; i++) p[i] = (int8_t)test_rand(rng);
+      for (size_t i = 0; i < cnt; i += 29) p[i] = -128;
+      bufs[k] = p;
+      src[k] = (i8t_grad_src){I8T_GRAD_S8, p, test_rand_float(rng, 0.001f, 0.01f)};
+    } else {
+      int32_t *p = malloc(cnt * 4);
+      for (size_t i = 0; i < cnt; i++) p[i] = test_rand_range(rng, -2000000, 2000000);
+      for (size_t i = 0; i < cnt; i += 31) p[i] = INT32_MIN;
+      bufs[k] = p;
+      src[k] = (i8t_grad_src){kinds[k] == 'p' ? I8T_GRAD_S32_POOLED : I8T_GRAD_S32, p,
+                              test_rand_float(rng, 1e-9f, 1e-8f)};
+    }
+  }
+  uint8_t *mask = malloc(n);
+  for (size_t i = 0; i < n; i++) mask[i] = test_rand(rng) & 1;
+  for (size_t i = 0; i < C * sh.spatial && i < n; i++) mask[i] = 0; /* a sample all masked */
+  const uint8_t *mk = mask_mode ? mask : NULL;
+  i8t_rounding r = {1, test_rand(rng), counter};
+  int8_t *want = malloc(n), *got = malloc(n);
+  float ws_scale, got_scale;
+  ref_backward(src, ns, mk, sh, r, want, &ws_scale);
+  for (int threads = 1; threads <= 2; threads++) {
+    i8t_context *ctx;
+    i8t_workspace *ws = ws_make(threads, &ctx);
+    assert_int_equal(i8t_sum_act_backward_mask_u8(ws, src, ns, mk, sh, r, got, &got_scale),
+                     I8T_OK);
+    assert_true(got_scale == ws_scale);
+    for (size_t i = 0; i < n; i++)
+      if (got[i] != want[i])
+        fail_msg("%s %s threads %d gpre[%zu] = %d vs %d", i8t_isa_name(i8t_isa_selected()),
+                 kinds, threads, i, got[i], want[i]);
+    i8t_workspace_destroy(ws);
+    i8t_context_destroy(ctx);
+  }
+  for (int k = 0; k < ns; k++) free(bufs[k]);
+  free(mask), free(want), free(got);
+}
+
+static void check_backward(i8t_isa isa) {
+  if (!i8t_kernels_for_isa(isa)) skip();
+  i8t_isa before = i8t_isa_selected();
+  assert_int_equal(i8t_isa_select(isa), I8T_OK);
+  uint64_t rng = 0xBAC0 + (uint64_t)isa;
+  const i8t_act_shape shapes[] = {{3, 5, 7}, {4, 16, 64}, {2, 49, 16}};
+  const char *const kinds[] = {"4", "1", "41p", "p4"};
+  for (size_t a = 0; a < 3; a++)
+    for (size_t b = 0; b < 4; b++) {
+      check_backward_case(shapes[a], kinds[b], 1, 5 + a, &rng);
+      check_backward_case(shapes[a], kinds[b], 0, (1ull << 32) - 37, &rng); /* key changes */
+    }
+  assert_int_equal(i8t_isa_select(before), I8T_OK);
+}
+
+#define DEFINE_ISA_TEST(name, isa)                                                         \
+  static void test_kernels_##name(void **state) { (void)state; check_kernels(isa); }      \
+  static void test_backward_##name(void **state) { (void)state; check_backward(isa); }
+I8T_TEST_ISAS(DEFINE_ISA_TEST)
+#define LIST_ISA_TEST(name, isa) cmocka_unit_test(test_kernels_##name), \
+                                 cmocka_unit_test(test_backward_##name),
+
+int main(void) {
+  const struct CMUnitTest tests[] = {I8T_TEST_ISAS(LIST_ISA_TEST)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
