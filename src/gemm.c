@@ -2,11 +2,15 @@
  * zero-point correction and the split over threads are written once here;
  * each ISA contributes only microkernels and packers (kernel_table.h).
  *
- * Loop nest of one task (a block of C of at most MC x NC):
+ * Loop nest of one task (a block of C of task rows x at most NC columns):
  *   for pc in K by KC:           pack B[pc:pc+KC, block columns] -> NR panels
- *     pack A[block rows, pc:pc+KC]                              -> MR panels
- *     for each NR panel, for each MR panel: microkernel(MR x NR tile)
- * Tasks are independent blocks of C, so threads never share an output.
+ *     for each MC-row block of the task's rows:
+ *       pack A[block rows, pc:pc+KC]                            -> MR panels
+ *       for each NR panel, for each MR panel: microkernel(MR x NR tile)
+ * A task may span several MC blocks: its packed B block (KC x NC, meant for
+ * L3) is then packed once and reused by all of them, while each A block
+ * (MC x KC) still fits L2. Tasks are independent blocks of C, so threads
+ * never share an output.
  *
  * With a microkernel's optional run_ex (kernel_table.h) the driver also
  * reads A in place when the source already is the packed type (only edge
@@ -28,7 +32,8 @@
 typedef struct gemm_job {
   const i8t_gemm_ukernel *uk;
   size_t M, N, K, kc;
-  size_t mc, nc;          /* task block */
+  size_t mt, nc;          /* task block: rows, columns */
+  size_t mc;              /* A block rows within a task (at most the ukernel's MC) */
   size_t tasks_n;         /* tasks along N */
   i8t_pack_src a, b;      /* shifts already set for the packed formats */
   int32_t *c32;           /* int32 output (u8s8, s8s8), or */
@@ -142,8 +147,8 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
   const gemm_job *j = arg;
   const i8t_gemm_ukernel *uk = j->uk;
   (void)worker;
-  size_t row0 = (task / j->tasks_n) * j->mc, col0 = (task % j->tasks_n) * j->nc;
-  size_t mb = I8T_MIN(j->mc, j->M - row0), nb = I8T_MIN(j->nc, j->N - col0);
+  size_t task_row0 = (task / j->tasks_n) * j->mt, col0 = (task % j->tasks_n) * j->nc;
+  size_t task_mb = I8T_MIN(j->mt, j->M - task_row0), nb = I8T_MIN(j->nc, j->N - col0);
   char *apack = scratch;
   char *bpack = apack + I8T_ROUND_UP(a_block_bytes(j), 64);
   int32_t *tile = (int32_t *)(bpack + I8T_ROUND_UP(b_block_bytes(j), 64));
@@ -156,31 +161,35 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
 
   for (size_t pc = 0; pc < j->K; pc += j->kc) {
     size_t kb = I8T_MIN(j->kc, j->K - pc), kc_pad = I8T_ROUND_UP(kb, uk->kr);
-    /* Rows [0, m_direct) of the block are read in place (whole panels, and
-     * only when this KC block holds whole K groups); the rest are packed. */
-    size_t m_direct = j->a_in_place && kb % uk->kr == 0 ? mb / uk->mr * uk->mr : 0;
     i8t_pack_src bs = offset_src(&j->b, pc, col0);
-    i8t_pack_src as = offset_src(&j->a, row0 + m_direct, pc);
     pack_b(uk, &bs, kb, nb, bpack);
-    if (mb > m_direct) pack_a(uk, &as, mb - m_direct, kb, apack);
     int first_k = pc == 0, last_k = pc + kb == j->K;
-    for (size_t jr = 0; jr < nb; jr += uk->nr) {
-      const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
-      /* Summed just before its tiles: the panel is then in L1 for them. */
-      if (sums) sum_b(uk, kc_pad, bp, sums + jr);
-      if (sums && last_k) sums_to_correction(j, sums + jr);
-      const int32_t *corr = sums && last_k ? sums + jr : NULL;
-      for (size_t ir = 0; ir < mb; ir += uk->mr) {
-        a_panel ap;
-        if (ir < m_direct) {
-          ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
-                         uk->kr * a_esize};
-        } else {
-          ap = (a_panel){apack + (ir - m_direct) / uk->mr * kc_pad * uk->mr * a_esize,
-                         uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize};
+    for (size_t row0 = task_row0; row0 < task_row0 + task_mb; row0 += j->mc) {
+      size_t mb = I8T_MIN(j->mc, task_row0 + task_mb - row0);
+      int first_m = row0 == task_row0; /* the one that sums the B panels */
+      /* Rows [0, m_direct) of the block are read in place (whole panels, and
+       * only when this KC block holds whole K groups); the rest are packed. */
+      size_t m_direct = j->a_in_place && kb % uk->kr == 0 ? mb / uk->mr * uk->mr : 0;
+      i8t_pack_src as = offset_src(&j->a, row0 + m_direct, pc);
+      if (mb > m_direct) pack_a(uk, &as, mb - m_direct, kb, apack);
+      for (size_t jr = 0; jr < nb; jr += uk->nr) {
+        const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
+        /* Summed just before its first tiles: the panel is then in L1. */
+        if (sums && first_m) sum_b(uk, kc_pad, bp, sums + jr);
+        if (sums && first_m && last_k) sums_to_correction(j, sums + jr);
+        const int32_t *corr = sums && last_k ? sums + jr : NULL;
+        for (size_t ir = 0; ir < mb; ir += uk->mr) {
+          a_panel ap;
+          if (ir < m_direct) {
+            ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
+                           uk->kr * a_esize};
+          } else {
+            ap = (a_panel){apack + (ir - m_direct) / uk->mr * kc_pad * uk->mr * a_esize,
+                           uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize};
+          }
+          run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
+                   I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
         }
-        run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
-                 I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
       }
     }
   }
@@ -203,9 +212,10 @@ static void gemm_task_in_pool(void *arg, size_t task, int worker) {
 }
 
 /* Cost of one task per k, in multiply-adds: its tile area plus the elements
- * it packs, each worth PACK_COST (every block of C re-packs its A rows and B
- * columns, so many small blocks cost more than a few big ones). 32 matches
- * what 1-thread runs of 2-thread splits measured with the AVX-512 kernels. */
+ * it packs, each worth PACK_COST (every task packs its A rows and its B
+ * columns once per KC block, so many small tasks cost more than a few big
+ * ones). 32 matches what 1-thread runs of 2-thread splits measured with the
+ * AVX-512 kernels. */
 #define PACK_COST 32.0
 /* Imbalance that noise (other processes, a late wake-up) adds at the end of
  * a parallel GEMM, as a fraction of one task: favours more, smaller tasks. */
@@ -249,10 +259,20 @@ static double split_time(size_t M, size_t N, size_t mc, size_t nc, int threads) 
   return end + tail;
 }
 
-/* Splits C into blocks of about the ukernel's MC x NC, choosing among even
- * splits (from the fewest blocks to a few more per worker) the one with the
- * lowest split_time. Any split gives bit-identical results (the
- * integer sums are exact); only the speed depends on it. */
+/* The next number of row blocks to try: every count up to a few per worker
+ * (tasks spanning several MC blocks pack their B columns only once), then
+ * the counts around the MC split from bm0 to bm_hi in steps of bm_step. */
+static size_t next_row_blocks(size_t bm, size_t few, size_t bm0, size_t bm_step) {
+  if (bm < few && bm + 1 < bm0) return bm + 1;
+  return bm < bm0 ? bm0 : bm + bm_step;
+}
+
+/* Splits C into tasks of some rows x about the ukernel's NC columns,
+ * choosing among even splits (from one row block, and from the fewest NC
+ * blocks, to a few more per worker) the one with the lowest split_time; the
+ * A block of a task (mc) is then an even split of its rows into at most MC.
+ * Any split gives bit-identical results (the integer sums are exact, and the
+ * KC blocks are added in order); only the speed depends on it. */
 static void search_blocks(gemm_job *j, int threads) {
   const i8t_gemm_ukernel *uk = j->uk;
   size_t mc_max = I8T_ROUND_UP(I8T_MIN((size_t)(uk->mc ? uk->mc : 192), j->M), uk->mr);
@@ -261,32 +281,36 @@ static void search_blocks(gemm_job *j, int threads) {
   size_t extra = threads > 1 ? 4 * (size_t)threads : 0;
   size_t bm_hi = I8T_MIN(bm0 + extra, (j->M + uk->mr - 1) / uk->mr);
   size_t bn_hi = I8T_MIN(bn0 + extra, (j->N + uk->nr - 1) / uk->nr);
+  size_t mc_limit = mc_max;
   if (threads > 1) { /* blocks up to 25% over MC x NC, if that balances better */
-    bm0 = (j->M + mc_max * 5 / 4 - 1) / (mc_max * 5 / 4);
+    mc_limit = mc_max * 5 / 4;
+    bm0 = (j->M + mc_limit - 1) / mc_limit;
     bn0 = (j->N + nc_max * 5 / 4 - 1) / (nc_max * 5 / 4);
   }
   size_t bm_step = I8T_MAX((size_t)1, (bm_hi - bm0) / 16);
   size_t bn_step = I8T_MAX((size_t)1, (bn_hi - bn0) / 16);
+  size_t few = 4 * (size_t)threads;
   double best = -1.0;
-  for (size_t bm = bm0; bm <= bm_hi; bm += bm_step) {
-    size_t mc = even_split(j->M, bm, uk->mr);
+  for (size_t bm = 1; bm <= bm_hi; bm = next_row_blocks(bm, few, bm0, bm_step)) {
+    size_t mt = even_split(j->M, bm, uk->mr);
     for (size_t bn = bn0; bn <= bn_hi; bn += bn_step) {
       size_t nc = even_split(j->N, bn, uk->nr);
-      double t = split_time(j->M, j->N, mc, nc, threads);
+      double t = split_time(j->M, j->N, mt, nc, threads);
       if (best < 0 || t < best) {
         best = t;
-        j->mc = mc;
+        j->mt = mt;
         j->nc = nc;
       }
     }
   }
+  j->mc = even_split(j->mt, (j->mt + mc_limit - 1) / mc_limit, uk->mr);
 }
 
 /* The search takes microseconds, and a training step repeats the same few
  * shapes, so every thread remembers its recent choices. */
 typedef struct split_memo {
   const i8t_gemm_ukernel *uk;
-  size_t M, N, mc, nc;
+  size_t M, N, mt, mc, nc;
   int threads;
 } split_memo;
 static _Thread_local split_memo split_memos[64];
@@ -295,8 +319,9 @@ static void choose_blocks(gemm_job *j, int threads) {
   split_memo *m = &split_memos[(j->M * 31 + j->N * 7 + (size_t)threads) % 64];
   if (m->uk != j->uk || m->M != j->M || m->N != j->N || m->threads != threads) {
     search_blocks(j, threads);
-    *m = (split_memo){j->uk, j->M, j->N, j->mc, j->nc, threads};
+    *m = (split_memo){j->uk, j->M, j->N, j->mt, j->mc, j->nc, threads};
   }
+  j->mt = m->mt;
   j->mc = m->mc;
   j->nc = m->nc;
   j->tasks_n = (j->N + j->nc - 1) / j->nc;
@@ -305,7 +330,7 @@ static void choose_blocks(gemm_job *j, int threads) {
 static i8t_status run_job(i8t_context *ctx, gemm_job *j) {
   int threads = i8t_context_threads(ctx);
   choose_blocks(j, threads);
-  size_t tasks = ((j->M + j->mc - 1) / j->mc) * j->tasks_n;
+  size_t tasks = ((j->M + j->mt - 1) / j->mt) * j->tasks_n;
   if (ctx) {
     task_adapter t = {j, ctx, 0};
     i8t_parallel_for(ctx, tasks, gemm_task_in_pool, &t);

@@ -22,6 +22,8 @@ static const shape shapes[] = {
     {13, 1, 33, 0, 0},   {1, 33, 300, 0, 0},  {37, 29, 301, 0, 5}, {64, 64, 64, 0, 0},
     {100, 70, 515, 1, 0}, {3, 5, 1030, 0, 0}, {17, 130, 600, 1, 2}, {200, 48, 96, 0, 0},
     {48, 200, 257, 1, 0}, {31, 67, 1, 0, 0},  {96, 33, 1153, 0, 0},
+    /* tasks spanning several MC blocks that share packed B over several KC blocks */
+    {400, 40, 600, 0, 0}, {390, 20, 530, 1, 1},
 };
 
 typedef enum { VALUES_RANDOM, VALUES_MAX, VALUES_MIN_MAX, VALUES_EXTREME_MIX } value_mode;
