@@ -121,7 +121,8 @@ static void check_kernels(i8t_isa isa) {
   static span_data d;
   uint64_t rng = 0x5EED0000u + (uint64_t)isa;
   fill(&d, &rng);
-  static const char *const kinds[] = {"4", "1", "41", "414", "1414", "44444444", "11111111"};
+  static const char *const kinds[] = {"4",   "1",    "41",       "14",      "44",
+                                      "11",  "414",  "1414",     "44444444", "11111111"};
   static const size_t ns[] = {0, 1, 5, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 257, 1031};
   for (size_t a = 0; a < sizeof kinds / sizeof *kinds; a++)
     for (int mask_mode = 0; mask_mode < 3; mask_mode++)

@@ -416,32 +416,77 @@ static inline i8t_vi grad_s8_lanes(const int8_t *p) { return grad_s8_x8(p); }
 static inline i8t_vf grad_mask_lanes(i8t_vf v, const uint8_t *m) { return grad_mask_x8(v, m); }
 #endif
 
+/* The span's shape: its source count, which sources are int8 (bit k) and
+ * whether it is masked. The kernels below are written once as inline bodies
+ * over a shape and instantiated for the common shapes with constants (one
+ * or two sources), so that the per-vector loop has no branches on the kinds;
+ * other shapes read them from the span. */
+typedef struct grad_shape {
+  int ns;         /* 0: read the shape from the span */
+  unsigned kinds; /* bit k: source k is int8 */
+  int masked;
+} grad_shape;
+
+#define I8T_GRAD_INLINE static inline __attribute__((always_inline))
+
 /* i8t_grad_sum_one for the I8T_VLANES elements from i: the same float
  * operations lane-wise (0 + term, then += term per source, then the mask). */
-static inline i8t_vf grad_lanes(const i8t_grad_span *s, const i8t_vf *sc, size_t i) {
+I8T_GRAD_INLINE i8t_vf grad_lanes(const i8t_grad_span *s, const i8t_vf *sc, size_t i,
+                                  grad_shape g) {
   i8t_vf v = vf_set1(0.0f);
-  for (int k = 0; k < s->n_src; k++) {
-    i8t_vi x = s->s8[k] ? grad_s8_lanes((const int8_t *)s->src[k] + i)
-                        : vi_load((const int32_t *)s->src[k] + i);
+  int ns = g.ns ? g.ns : s->n_src;
+  for (int k = 0; k < ns; k++) {
+    int is8 = g.ns ? (int)((g.kinds >> k) & 1u) : s->s8[k];
+    i8t_vi x = is8 ? grad_s8_lanes((const int8_t *)s->src[k] + i)
+                   : vi_load((const int32_t *)s->src[k] + i);
     v = vf_add(v, vf_mul(sc[k], vi_to_vf(x)));
   }
-  return s->mask ? grad_mask_lanes(v, s->mask + i) : v;
+  int masked = g.ns ? g.masked : s->mask != NULL;
+  return masked ? grad_mask_lanes(v, s->mask + i) : v;
 }
 
-static inline void grad_scales(const i8t_grad_span *s, i8t_vf *sc) {
-  for (int k = 0; k < s->n_src; k++) sc[k] = vf_set1(s->sc[k]);
+I8T_GRAD_INLINE void grad_scales(const i8t_grad_span *s, i8t_vf *sc, grad_shape g) {
+  int ns = g.ns ? g.ns : s->n_src;
+  for (int k = 0; k < ns; k++) sc[k] = vf_set1(s->sc[k]);
 }
+
+/* Calls BODY(n, span, ..., shape) with the shape as constants when it is a
+ * common one (the span s is copied to a local first: the quantizer's int8
+ * stores could otherwise alias it and force reloads of its pointers). */
+#define I8T_GRAD_SHAPE_CASE(NS, KINDS, MASKED, BODY, ...) \
+  case (NS) * 8 + (KINDS) * 2 + (MASKED):                 \
+    return BODY(__VA_ARGS__, (grad_shape){NS, KINDS, MASKED});
+#define I8T_GRAD_DISPATCH(BODY, ...)                                                     \
+  do {                                                                                   \
+    int key_ = l.n_src > 2 ? -1                                                          \
+               : l.n_src * 8 + (l.s8[0] + (l.n_src > 1 ? 2 * l.s8[1] : 0)) * 2 +          \
+                     (l.mask != NULL);                                                   \
+    switch (key_) {                                                                      \
+      I8T_GRAD_SHAPE_CASE(1, 0, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(1, 0, 1, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(1, 1, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(1, 1, 1, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 0, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 0, 1, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 1, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 1, 1, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 2, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 2, 1, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 3, 0, BODY, __VA_ARGS__)                                    \
+      I8T_GRAD_SHAPE_CASE(2, 3, 1, BODY, __VA_ARGS__)                                    \
+      default: return BODY(__VA_ARGS__, (grad_shape){0, 0, 0});                          \
+    }                                                                                    \
+  } while (0)
 
 /* Min and max as i8t_minmax_f32 (v - v flags NaN and Inf), then max |v|. */
-float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+I8T_GRAD_INLINE float grad_absmax_body(size_t n, const i8t_grad_span *s, grad_shape g) {
   i8t_vf sc[I8T_GRAD_SPAN_MAX];
-  grad_scales(s, sc);
+  grad_scales(s, sc, g);
   i8t_vf lo0 = vf_set1(INFINITY), hi0 = vf_set1(-INFINITY), lo1 = lo0, hi1 = hi0;
   i8t_vi bad = vi_zero();
   size_t i = 0;
-  if (n == 0) return 0.0f;
   for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
-    i8t_vf v0 = grad_lanes(s, sc, i), v1 = grad_lanes(s, sc, i + I8T_VLANES);
+    i8t_vf v0 = grad_lanes(s, sc, i, g), v1 = grad_lanes(s, sc, i + I8T_VLANES, g);
     bad = vi_or(bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
     lo0 = vf_min(v0, lo0);
     hi0 = vf_max(v0, hi0);
@@ -459,22 +504,40 @@ float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
   return any_bad ? NAN : fmaxf(-lo, hi);
 }
 
+float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+  if (n == 0) return 0.0f;
+  i8t_grad_span l = *s;
+  I8T_GRAD_DISPATCH(grad_absmax_body, n, &l);
+}
+
 /* quantize_f32_s8's vector body on the summed lanes, its scalar rule for the
  * tail. */
-void I8T_X86_NAME(i8t_grad_sum_quantize_s8)(size_t n, const i8t_grad_span *s, float inv_scale,
-                                            i8t_noise noise, int8_t *q) {
+I8T_GRAD_INLINE int grad_quantize_body(size_t n, const i8t_grad_span *s, float inv_scale,
+                                       i8t_noise noise, int8_t *q, grad_shape g) {
   i8t_vf sc[I8T_GRAD_SPAN_MAX];
-  grad_scales(s, sc);
+  grad_scales(s, sc, g);
   quant_consts k = quant_consts_make(inv_scale, 0, -127.0f, 127.0f, noise);
   i8t_vi weyl = quant_weyl_start(noise);
   size_t i = 0;
   for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
     i8t_vi v[4];
     for (int j = 0; j < 4; j++) {
-      v[j] = quantize_lanes(&k, grad_lanes(s, sc, i + (size_t)j * I8T_VLANES), weyl, 0);
+      v[j] = quantize_lanes(&k, grad_lanes(s, sc, i + (size_t)j * I8T_VLANES, g), weyl, 0);
       weyl = vi_add32(weyl, k.weyl_step);
     }
     vi_store_lo8x4(q + i, v[0], v[1], v[2], v[3]);
   }
   for (; i < n; i++) q[i] = i8t_quantize_s8_one(i8t_grad_sum_one(s, i), inv_scale, noise, i);
+  return 0;
+}
+
+static int grad_quantize_dispatch(size_t n, const i8t_grad_span *s, float inv_scale,
+                                  i8t_noise noise, int8_t *q) {
+  i8t_grad_span l = *s;
+  I8T_GRAD_DISPATCH(grad_quantize_body, n, &l, inv_scale, noise, q);
+}
+
+void I8T_X86_NAME(i8t_grad_sum_quantize_s8)(size_t n, const i8t_grad_span *s, float inv_scale,
+                                            i8t_noise noise, int8_t *q) {
+  (void)grad_quantize_dispatch(n, s, inv_scale, noise, q);
 }
