@@ -2,7 +2,9 @@
  * that ends every conv-BN-ReLU unit and residual block (forward and
  * backward), the requantization of GEMM outputs, the input images, and the
  * batch-mean ranges of the activation quantizers. Values are computed in
- * blocks of NN_BLOCK floats and quantized by the kernel table's quantizers. */
+ * blocks of NN_BLOCK floats and quantized by the kernel table's quantizers;
+ * the backward's integer gradient sources go straight through the fused
+ * grad_sum kernels instead (absmax pass, then sum + mask + quantize). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
