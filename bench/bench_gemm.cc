@@ -180,6 +180,11 @@ void bench_case(benchmark::State &state, Kind kind, Shape s, Impl impl) {
     }
   } else {
 #ifdef I8T_HAVE_ONEDNN
+    // Per case: the layer cases of the same binary (I8T_BENCH_THREADS) set
+    // OpenMP's count for their own thread counts, and the setting sticks; a
+    // single-threaded GEMM run interleaved with them would otherwise give
+    // oneDNN two threads (and its CPU-time figures count only one).
+    omp_set_num_threads(g_threads);
     for (auto _ : state) {
       if (run_onednn(impl.type, kind, s, op) != dnnl_success) {
         state.SkipWithError("oneDNN GEMM failed");
@@ -195,6 +200,7 @@ void bench_case(benchmark::State &state, Kind kind, Shape s, Impl impl) {
 // Runs natively here: the emulated avx512vnni of a SIMDe build (a test
 // vehicle, orders of magnitude slower) is not benchmarked.
 bool impl_runs_here(const Impl &impl, Kind kind) {
+  (void)kind; // without oneDNN only the int8train paths are registered
   switch (impl.type) {
     case ImplType::ours:
       if (!i8t_isa_available(impl.isa)) return false;

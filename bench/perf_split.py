@@ -37,7 +37,7 @@ PARTS = [
     ("im2col / col2im", r"im2col|col2im", None),
     ("conv glue (output range, requantize)", r"forward_task|backward_data_task|backward_weights_task|sample_range|requant|scale_s32|minmax_s32", None),
     ("batch norm", r"u8_reduce|u8_quantize_task|u8_stats|colwise|norm_|u8_absmax|f32_stats|chunk_|dense_|bn_lane|bn_col|bn_sums|add_centered", None),
-    ("sum + ReLU (fwd range/output, bwd mask)", r"range_task|eval_|mask|combine_sources|nn_absmax|sum_act|relu|act_|axpy|affine_", None),
+    ("sum + ReLU (fwd range/output, bwd gradient sum)", r"grad_sum|grad_quantize|range_task|eval_|mask|combine_sources|nn_absmax|sum_act|relu|act_|axpy|affine_", None),
     ("pooling, fc, loss, SGD", r"pool|softmax|sgd|fc_|xent", None),
     ("quantizer", r"quantize|minmax|dequant", None),
     ("memset / memcpy", r"memset|memmove|memcpy", None),

@@ -68,6 +68,9 @@ write_run "$tmp/faster.json" "$A:6.0,6.1,5.9,6.2,6.0;$B:5.0,5.1,4.9,5.2,5.0"
 write_run "$tmp/noisy.json" "$A:9.0,15.0,16.0,9.5,15.5;$B:5.0,5.1,4.9,5.2,5.0"
 # A slower by more than 10 % but less than the 30 % threshold given below.
 write_run "$tmp/slight.json" "$A:12.0,12.2,11.9,12.1,12.3;$B:5.0,5.1,4.9,5.2,5.0"
+# A's median +40 % but its best as fast as ever (a run hit by other work):
+# SLOWER on medians, the same with --stat best.
+write_run "$tmp/slowtail.json" "$A:10.25,14.0,15.0,14.5,15.2;$B:5.0,5.1,4.9,5.2,5.0"
 # No case in common with the baseline.
 write_run "$tmp/other.json" "gemm/u8s8/avx2/z:1,2,3,4,5"
 printf '{"benchmarks": [' >"$tmp/truncated.json"
@@ -78,6 +81,9 @@ expect 0 "0 slower case" "$tmp/base.json" "$tmp/equal.json"
 expect 0 "0 slower case" "$tmp/base.json" "$tmp/jitter.json"
 expect 1 "^conv/fwd/avx2/x/real_time .*SLOWER" "$tmp/base.json" "$tmp/slower.json"
 expect 1 "1 slower case" "$tmp/base.json" "$tmp/slower.json"
+expect 1 "^conv/fwd/avx2/x/real_time .*SLOWER" "$tmp/base.json" "$tmp/slowtail.json"
+expect 0 "0 slower case" "$tmp/base.json" "$tmp/slowtail.json" --stat best
+expect 1 "1 slower case" "$tmp/base.json" "$tmp/slower.json" --stat best
 expect 0 "^conv/fwd/avx2/x/real_time .*faster" "$tmp/base.json" "$tmp/faster.json"
 expect 0 "0 slower case" "$tmp/base.json" "$tmp/noisy.json"
 expect 1 "SLOWER" "$tmp/base.json" "$tmp/slight.json"
