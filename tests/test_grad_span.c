@@ -144,20 +144,6 @@ static void check_kernels(i8t_isa isa) {
 
 /* ---- end to end: i8t_sum_act_backward_mask_u8 ---- */
 
-static i8t_workspace *ws_make(int threads, i8t_context **ctx) {
-  *ctx = NULL;
-  if (threads > 1) {
-    i8t_context_options o;
-    i8t_context_options_default(&o);
-    o.threads = threads;
-    o.pin = I8T_PIN_NONE;
-    o.pin_from_env = 0;
-    assert_int_equal(i8t_context_create(&o, ctx), I8T_OK);
-  }
-  i8t_workspace *ws;
-  assert_int_equal(i8t_workspace_create(*ctx, &ws), I8T_OK);
-  return ws;
-}
 
 /* Reference of the whole backward: per-element sum in source order (pooled
  * sources broadcast over each sample's rows), mask, absmax over the tensor,
@@ -222,7 +208,7 @@ static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mo
   ref_backward(src, ns, mk, sh, r, want, &ws_scale);
   for (int threads = 1; threads <= 2; threads++) {
     i8t_context *ctx;
-    i8t_workspace *ws = ws_make(threads, &ctx);
+    i8t_workspace *ws = test_workspace(threads, &ctx);
     assert_int_equal(i8t_sum_act_backward_mask_u8(ws, src, ns, mk, sh, r, got, &got_scale),
                      I8T_OK);
     assert_true(got_scale == ws_scale);
@@ -230,8 +216,7 @@ static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mo
       if (got[i] != want[i])
         fail_msg("%s %s threads %d gpre[%zu] = %d vs %d", i8t_isa_name(i8t_isa_selected()),
                  kinds, threads, i, got[i], want[i]);
-    i8t_workspace_destroy(ws);
-    i8t_context_destroy(ctx);
+    test_workspace_free(ws, ctx);
   }
   for (int k = 0; k < ns; k++) free(bufs[k]);
   free(mask), free(want), free(got);

@@ -14,27 +14,9 @@
 
 static i8t_context *test_ctx; /* the context of the last ws_make(threads > 1) */
 
-static i8t_workspace *ws_make(int threads) {
-  i8t_context *ctx = NULL;
-  test_ctx = NULL;
-  if (threads > 1) {
-    i8t_context_options o;
-    i8t_context_options_default(&o);
-    o.threads = threads;
-    o.pin = I8T_PIN_NONE;
-    o.pin_from_env = 0;
-    assert_int_equal(i8t_context_create(&o, &ctx), I8T_OK);
-    test_ctx = ctx;
-  }
-  i8t_workspace *ws;
-  assert_int_equal(i8t_workspace_create(ctx, &ws), I8T_OK);
-  return ws;
-}
+static i8t_workspace *ws_make(int threads) { return test_workspace(threads, &test_ctx); }
 
-static void ws_free(i8t_workspace *ws, i8t_context *ctx) {
-  i8t_workspace_destroy(ws);
-  i8t_context_destroy(ctx);
-}
+static void ws_free(i8t_workspace *ws, i8t_context *ctx) { test_workspace_free(ws, ctx); }
 
 /* Direct integer convolution: y = sum (x - zp) w, and the transposed and
  * weight-gradient sums, all in int64. */

@@ -48,3 +48,23 @@ void test_remove_tree(const char *path) {
   closedir(d);
   rmdir(path);
 }
+
+i8t_workspace *test_workspace(int threads, i8t_context **ctx) {
+  *ctx = NULL;
+  if (threads > 1) {
+    i8t_context_options o;
+    i8t_context_options_default(&o);
+    o.threads = threads;
+    o.pin = I8T_PIN_NONE;
+    o.pin_from_env = 0;
+    assert_int_equal(i8t_context_create(&o, ctx), I8T_OK);
+  }
+  i8t_workspace *ws;
+  assert_int_equal(i8t_workspace_create(*ctx, &ws), I8T_OK);
+  return ws;
+}
+
+void test_workspace_free(i8t_workspace *ws, i8t_context *ctx) {
+  i8t_workspace_destroy(ws);
+  i8t_context_destroy(ctx);
+}

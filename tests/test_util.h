@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "int8train/int8train.h"
+#include "int8train/layers.h"
 
 /* xorshift64*: the tests' own generator, independent of the library's. */
 uint64_t test_rand(uint64_t *state);
@@ -21,5 +22,11 @@ void test_remove_tree(const char *path);
 /* Selects `isa` for the test, or skips the test (visibly) if the CPU or the
  * build cannot run it. */
 void test_select_isa_or_skip(i8t_isa isa);
+
+/* A layer workspace on a new unpinned context of `threads` workers, or on no
+ * context (the calling thread alone) for threads <= 1; *ctx receives the
+ * context (NULL then). test_workspace_free() releases both. */
+i8t_workspace *test_workspace(int threads, i8t_context **ctx);
+void test_workspace_free(i8t_workspace *ws, i8t_context *ctx);
 
 #endif

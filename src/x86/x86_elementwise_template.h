@@ -27,28 +27,54 @@
 /* minmax with NaN / Inf detection                                          */
 /* ------------------------------------------------------------------------ */
 
+/* Running min and max over pairs of vectors (two chains, so that min/max
+ * latency does not bound the loop), plus a flag for NaN or Inf: v - v is
+ * +0.0 for finite v and NaN for NaN or Inf, so OR-ing its bits flags any
+ * non-finite lane at the cost of two cheap operations. The scalar tail
+ * continues from the folded result. Shared by minmax_f32 and the gradient
+ * sum's absmax. */
+typedef struct minmax_lanes {
+  i8t_vf lo0, hi0, lo1, hi1;
+  i8t_vi bad;
+} minmax_lanes;
+
+static inline minmax_lanes minmax_lanes_start(void) {
+  minmax_lanes m;
+  m.lo0 = m.lo1 = vf_set1(INFINITY);
+  m.hi0 = m.hi1 = vf_set1(-INFINITY);
+  m.bad = vi_zero();
+  return m;
+}
+
+static inline void minmax_lanes_add2(minmax_lanes *m, i8t_vf v0, i8t_vf v1) {
+  m->bad = vi_or(m->bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
+  m->lo0 = vf_min(v0, m->lo0);
+  m->hi0 = vf_max(v0, m->hi0);
+  m->lo1 = vf_min(v1, m->lo1);
+  m->hi1 = vf_max(v1, m->hi1);
+}
+
+/* Folds the lanes into *lo, *hi; returns whether a lane was not finite. */
+static inline int minmax_lanes_fold(const minmax_lanes *m, float *lo, float *hi) {
+  *lo = vf_hmin(vf_min(m->lo0, m->lo1));
+  *hi = vf_hmax(vf_max(m->hi0, m->hi1));
+  return vi_any_bit(m->bad);
+}
+
+static inline int minmax_scalar_add(float v, float *lo, float *hi) {
+  *lo = v < *lo ? v : *lo;
+  *hi = v > *hi ? v : *hi;
+  return !isfinite(v);
+}
+
 int I8T_X86_NAME(i8t_minmax_f32)(const float *x, size_t n, float *min, float *max) {
-  i8t_vf lo0 = vf_set1(INFINITY), hi0 = vf_set1(-INFINITY), lo1 = lo0, hi1 = hi0;
-  /* v - v is +0.0 for finite v and NaN for NaN or Inf: OR-ing its bits
-   * flags any non-finite lane at the cost of two cheap operations. */
-  i8t_vi bad = vi_zero();
+  minmax_lanes m = minmax_lanes_start();
   size_t i = 0;
-  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
-    i8t_vf v0 = vf_load(x + i), v1 = vf_load(x + i + I8T_VLANES);
-    bad = vi_or(bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
-    lo0 = vf_min(v0, lo0);
-    hi0 = vf_max(v0, hi0);
-    lo1 = vf_min(v1, lo1);
-    hi1 = vf_max(v1, hi1);
-  }
-  float lo = vf_hmin(vf_min(lo0, lo1)), hi = vf_hmax(vf_max(hi0, hi1));
-  int any_bad = vi_any_bit(bad);
-  for (; i < n; i++) {
-    float v = x[i];
-    any_bad |= !isfinite(v);
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
+  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES)
+    minmax_lanes_add2(&m, vf_load(x + i), vf_load(x + i + I8T_VLANES));
+  float lo, hi;
+  int any_bad = minmax_lanes_fold(&m, &lo, &hi);
+  for (; i < n; i++) any_bad |= minmax_scalar_add(x[i], &lo, &hi);
   *min = lo;
   *max = hi;
   return any_bad;
@@ -482,25 +508,13 @@ I8T_GRAD_INLINE void grad_scales(const i8t_grad_span *s, i8t_vf *sc, grad_shape 
 I8T_GRAD_INLINE float grad_absmax_body(size_t n, const i8t_grad_span *s, grad_shape g) {
   i8t_vf sc[I8T_GRAD_SPAN_MAX];
   grad_scales(s, sc, g);
-  i8t_vf lo0 = vf_set1(INFINITY), hi0 = vf_set1(-INFINITY), lo1 = lo0, hi1 = hi0;
-  i8t_vi bad = vi_zero();
+  minmax_lanes m = minmax_lanes_start();
   size_t i = 0;
-  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
-    i8t_vf v0 = grad_lanes(s, sc, i, g), v1 = grad_lanes(s, sc, i + I8T_VLANES, g);
-    bad = vi_or(bad, vi_or(vf_bits(vf_sub(v0, v0)), vf_bits(vf_sub(v1, v1))));
-    lo0 = vf_min(v0, lo0);
-    hi0 = vf_max(v0, hi0);
-    lo1 = vf_min(v1, lo1);
-    hi1 = vf_max(v1, hi1);
-  }
-  float lo = vf_hmin(vf_min(lo0, lo1)), hi = vf_hmax(vf_max(hi0, hi1));
-  int any_bad = vi_any_bit(bad);
-  for (; i < n; i++) {
-    float v = i8t_grad_sum_one(s, i);
-    any_bad |= !isfinite(v);
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
+  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES)
+    minmax_lanes_add2(&m, grad_lanes(s, sc, i, g), grad_lanes(s, sc, i + I8T_VLANES, g));
+  float lo, hi;
+  int any_bad = minmax_lanes_fold(&m, &lo, &hi);
+  for (; i < n; i++) any_bad |= minmax_scalar_add(i8t_grad_sum_one(s, i), &lo, &hi);
   return any_bad ? NAN : fmaxf(-lo, hi);
 }
 
