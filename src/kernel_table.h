@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "int8train/int8train.h"
+#include "rng.h"
 
 /* ------------------------------------------------------------------------ */
 /* GEMM microkernels and the packed layout they read                        */
@@ -136,6 +137,20 @@ typedef struct i8t_noise {
   uint32_t key;
   uint32_t ctr;
 } i8t_noise;
+
+/* A kernel call's key and 32-bit counter cover one 2^32 block of a rounding
+ * stream's 64-bit counter. For elements [at, n) of the stream r: *noise for
+ * element `at`, and how many elements from `at` stay within its block (the
+ * length of the call). Every quantizing loop splits its calls this way, so
+ * an element's draw depends on its index only. */
+static inline size_t i8t_noise_piece(i8t_rounding r, size_t at, size_t n, i8t_noise *noise) {
+  uint64_t ctr = r.counter + at;
+  uint64_t room = ((uint64_t)1 << 32) - (uint32_t)ctr;
+  noise->stochastic = r.stochastic;
+  noise->key = i8t_rng_key(r.seed, (uint32_t)(ctr >> 32));
+  noise->ctr = (uint32_t)ctr;
+  return (uint64_t)(n - at) < room ? n - at : (size_t)room;
+}
 
 /* Returns non-zero if any element is NaN or Inf (min/max then undefined). */
 typedef int (*i8t_minmax_f32_fn)(const float *x, size_t n, float *min, float *max);

@@ -96,14 +96,10 @@ float i8t_rounding_noise(uint64_t seed, uint64_t counter) {
 typedef void (*piece_fn)(void *arg, size_t begin, size_t len, i8t_noise noise);
 
 static void for_each_counter_piece(size_t n, i8t_rounding r, piece_fn fn, void *arg) {
-  size_t begin = 0;
-  while (begin < n) {
-    uint64_t ctr = r.counter + begin;
-    uint64_t room = (1ull << 32) - (uint32_t)ctr;
-    size_t len = (size_t)I8T_MIN((uint64_t)(n - begin), room);
-    i8t_noise noise = {r.stochastic, i8t_rng_key(r.seed, (uint32_t)(ctr >> 32)), (uint32_t)ctr};
+  i8t_noise noise;
+  for (size_t begin = 0, len; begin < n; begin += len) {
+    len = i8t_noise_piece(r, begin, n, &noise);
     fn(arg, begin, len, noise);
-    begin += len;
   }
 }
 

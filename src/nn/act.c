@@ -374,13 +374,11 @@ static void fused_quantize_span(const sum_act_job *j, const i8t_grad_span *s, si
                                 size_t n, float inv_scale) {
   i8t_rounding r = nn_round_at(j->r, first);
   const i8t_kernel_table *kt = i8t_kernels();
-  for (size_t done = 0; done < n;) {
-    uint64_t ctr = r.counter + done, room = (1ull << 32) - (uint32_t)ctr;
-    size_t len = (size_t)I8T_MIN((uint64_t)(n - done), room);
-    i8t_noise noise = {r.stochastic, i8t_rng_key(r.seed, (uint32_t)(ctr >> 32)), (uint32_t)ctr};
+  i8t_noise noise;
+  for (size_t done = 0, len; done < n; done += len) {
+    len = i8t_noise_piece(r, done, n, &noise);
     i8t_grad_span p = span_skip(*s, done);
     kt->grad_sum_quantize_s8.run(len, &p, inv_scale, noise, j->gpre + first + done);
-    done += len;
   }
 }
 

@@ -631,15 +631,12 @@ static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **st
 static void quantize_s8s16(const u8_bwd_job *j, const float *v, const float *cs, size_t first,
                            size_t n) {
   i8t_quantize_f32_s8s16_fn run = i8t_kernels()->quantize_f32_s8s16.run;
-  const i8t_rounding r = j->out->s8_round;
-  for (size_t done = 0; done < n;) {
-    uint64_t ctr = r.counter + first + done;
-    uint64_t room = ((uint64_t)1 << 32) - (uint32_t)ctr;
-    size_t len = (size_t)I8T_MIN((uint64_t)(n - done), room);
-    i8t_noise noise = {1, i8t_rng_key(r.seed, (uint32_t)(ctr >> 32)), (uint32_t)ctr};
+  const i8t_rounding r = nn_round_at(j->out->s8_round, first); /* stochastic: one_hash */
+  i8t_noise noise;
+  for (size_t done = 0, len; done < n; done += len) {
+    len = i8t_noise_piece(r, done, n, &noise);
     run(len, v + done, cs ? cs + done : NULL, j->inv8, j->inv16, noise,
         j->out->s8 + first + done, j->out->s16 + first + done);
-    done += len;
   }
 }
 
