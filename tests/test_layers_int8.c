@@ -71,11 +71,12 @@ static void check_conv_exact(i8t_conv_shape s) {
   int32_t *y = malloc(ny * 4), *dx = malloc(nx * 4);
   int64_t *dw = malloc(nw * 8), *ry = malloc(ny * 8), *rdx = malloc(nx * 8), *rdw = malloc(nw * 8);
   float *smin = malloc((size_t)s.batch * sizeof *smin), *smax = malloc((size_t)s.batch * sizeof *smax);
-  /* Extremes included: 0 / 255 activations, +-127 weights, +-32767 errors. */
+  /* Extremes included: 0 / 255 activations, +-127 weights, -128 / 127 and
+   * +-32767 errors. */
   for (size_t i = 0; i < nx; i++) x[i] = (uint8_t)(i % 17 == 0 ? 255 : test_rand_range(&seed, 0, 255));
   for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(i % 13 == 0 ? -127 : test_rand_range(&seed, -127, 127));
   for (size_t i = 0; i < ny; i++) {
-    dy8[i] = (int8_t)test_rand_range(&seed, -127, 127);
+    dy8[i] = (int8_t)(i % 7 == 0 ? (i % 2 ? 127 : -128) : test_rand_range(&seed, -127, 127));
     dy16[i] = (int16_t)(i % 11 == 0 ? -32767 : test_rand_range(&seed, -32767, 32767));
   }
   int zp = 37;
@@ -220,7 +221,7 @@ static void test_fc_int8(void **state) {
   for (int i = 0; i < n * in; i++) x[i] = (uint8_t)test_rand_range(&seed, 0, 255);
   for (int i = 0; i < out * in; i++) w[i] = (int8_t)test_rand_range(&seed, -127, 127);
   for (int i = 0; i < n * out; i++) {
-    dy8[i] = (int8_t)test_rand_range(&seed, -127, 127);
+    dy8[i] = (int8_t)(i % 7 == 0 ? (i % 2 ? 127 : -128) : test_rand_range(&seed, -127, 127));
     dy16[i] = (int16_t)test_rand_range(&seed, -32767, 32767);
   }
   assert_int_equal(i8t_fc_forward_s8(ws, n, in, out, x, 5, w, y), I8T_OK);

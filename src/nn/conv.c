@@ -487,6 +487,7 @@ typedef struct bwd_data_job {
   size_t G, N; /* transposed: row groups and GEMM width (see row_groups) */
   i8t_workspace *ws;
   const int8_t *dy, *w, *wt;
+  const uint8_t *dy_u8; /* transposed, when set: dy + 128 (see dy_as_u8) */
   int32_t *dx;
   nn_errors err;
 } bwd_data_job;
@@ -581,6 +582,43 @@ static void flip_weights(i8t_context *ctx, const i8t_conv_shape *s, const int8_t
     for (size_t ci = 0; ci < Ci; ci++) memcpy(wt + (g * Ci + ci) * G * Kt + g * Kt, wt + ci * G * Kt, Kt);
 }
 
+/* Whether the transposed path feeds the GEMM u8 columns of dy + 128 (zero
+ * point 128, exactly the same products): the u8s8 kernel reads u8 columns in
+ * place, while s8 ones are packed with a +128 shift first (the A packing was
+ * a quarter of this pass at 16 channels). Only where the u8s8 kernel reads A
+ * unpacked; elsewhere both kinds are packed and the shifted copy would be an
+ * extra pass. */
+static int dy_as_u8(void) {
+  const i8t_gemm_ukernel *uk = &i8t_kernels()->gemm_u8s8s32;
+  return uk->run_ex && uk->a_elem == I8T_PACK_U8;
+}
+
+typedef struct shift_job {
+  const int8_t *src;
+  uint8_t *dst;
+  size_t count, per_task;
+} shift_job;
+
+static void shift_task(void *arg, size_t task, int worker) {
+  const shift_job *j = arg;
+  size_t i0 = task * j->per_task, i1 = I8T_MIN(i0 + j->per_task, j->count);
+  (void)worker;
+  size_t i = i0;
+  for (; i + 8 <= i1; i += 8) { /* 8 bytes a word: the byte loop stayed scalar */
+    uint64_t v;
+    memcpy(&v, j->src + i, 8);
+    v ^= 0x8080808080808080ull; /* v + 128 in each byte */
+    memcpy(j->dst + i, &v, 8);
+  }
+  for (; i < i1; i++) j->dst[i] = (uint8_t)(j->src[i] ^ 0x80);
+}
+
+/* dst = src + 128 as u8, in parallel blocks. */
+static void shift_s8_to_u8(i8t_context *ctx, const int8_t *src, size_t count, uint8_t *dst) {
+  shift_job j = {src, dst, count, (size_t)1 << 16};
+  i8t_parallel_for(ctx, (count + j.per_task - 1) / j.per_task, shift_task, &j);
+}
+
 /* The finish of one block of the strided (col2im) path, or the padded
  * output of the transposed one: `out` holds samples [n0, ...). */
 typedef struct bwd_data_finish {
@@ -617,9 +655,15 @@ static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int
     const nn_conv_geom *t = &j->gt;
     size_t m = (n1 - n0) * t->out_rows, Kg = j->G * t->K;
     int padded_out = j->G == 1 && j->N != Ci;
-    im2col_samples(ctx, t, j->dy, 0, n0, n1, cols, t->K);
     i8t_matrix A = {cols, Kg, 1}, B = {j->wt, 1, Kg}; /* wt: [N x Kg] */
-    st = i8t_gemm_s8s8s32(ctx, m / j->G, j->N, Kg, A, B, padded_out ? out : dx, j->N);
+    int32_t *c = padded_out ? out : dx;
+    if (j->dy_u8) { /* padding is the value 0: byte 128 */
+      im2col_samples(ctx, t, j->dy_u8, 128, n0, n1, cols, t->K);
+      st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, 128, B, c, j->N);
+    } else {
+      im2col_samples(ctx, t, j->dy, 0, n0, n1, cols, t->K);
+      st = i8t_gemm_s8s8s32(ctx, m / j->G, j->N, Kg, A, B, c, j->N);
+    }
     if (st || !padded_out) return st;
   } else {
     size_t m = (n1 - n0) * g->out_rows;
@@ -674,12 +718,18 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
   }
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
-  void *buf[3];
-  size_t sizes[3] = {wbytes, rows * col_bytes, rows * out_bytes};
-  if ((st = shared_regions(ws, 3, sizes, buf))) return st;
+  void *buf[4];
+  size_t dy_bytes = (size_t)s->batch * j.g.out_rows * Co;
+  size_t sizes[4] = {wbytes, rows * col_bytes, rows * out_bytes,
+                     j.transposed && dy_as_u8() ? dy_bytes : 0};
+  if ((st = shared_regions(ws, 4, sizes, buf))) return st;
   if (j.transposed) {
     flip_weights(ws->ctx, s, w, j.G, j.N, buf[0]);
     j.wt = buf[0];
+    if (buf[3]) {
+      shift_s8_to_u8(ws->ctx, dy, dy_bytes, buf[3]);
+      j.dy_u8 = buf[3];
+    }
   } else if (buf[0]) {
     pad_columns_s8(w, Co, j.g.K, padded(j.g.K), buf[0]);
     j.w = buf[0];
