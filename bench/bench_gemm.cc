@@ -1,15 +1,18 @@
 // int8train_bench: the three training GEMMs on every kernel path this machine
 // runs, beside oneDNN's int8 and fp32 GEMMs at the same shapes.
 //
-// Case names: gemm/<kind>/<impl>/<M>x<N>x<K>
+// Case names: gemm/<kind>/<impl>/<M>x<N>x<K>/t<threads>
 //   kind  u8s8 (forward), s8s8 (grad input), s16u8 (weight gradient)
 //   impl  generic, avx2, avx512vnni, neon, neondot: int8train's kernel table
 //         (i8t_isa_select), registered only where i8t_isa_available says it
 //         runs natively; onednn: dnnl_gemm_u8s8s32 / dnnl_gemm_s8s8s32 (no
 //         int16 GEMM in oneDNN, so none for s16u8); onednn_f32: dnnl_sgemm.
+//   threads  each count of I8T_BENCH_THREADS (default "1,2"), as for the
+//         layer cases: one context per count (bench_common.h), and oneDNN's
+//         OpenMP set to the same count per case, so one run holds the 1- and
+//         2-thread times of every GEMM (the generic path: 1 thread only).
 // Counters: GOPS = 2*M*N*K / s / 1e9, ops_per_cycle = GOPS / core GHz (see
-// bench_clock.h). Single-threaded unless --threads=N (both int8train's
-// context and oneDNN's OpenMP then use N threads).
+// bench_clock.h).
 //
 // Exactness differs: int8train is exact for the full quantizer ranges. On
 // AVX2 CPUs oneDNN's int8 GEMM uses vpmaddubsw, which saturates int16 pair
@@ -19,18 +22,16 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "bench_clock.h"
+#include "bench_common.h"
 #include "int8train/int8train.h" // umbrella: context.h and kernels.h
 
 #ifdef I8T_HAVE_ONEDNN
 #include <dnnl.h>
-#include <omp.h>
 #endif
 
 namespace {
@@ -51,6 +52,7 @@ struct Impl {
 const Shape kShapes[] = {
     {256, 256, 256},  {1024, 1024, 1024}, {3136, 64, 576}, // ResNet conv layers (im2col)
     {784, 128, 1152}, {12544, 32, 144},   {64, 576, 3136}, // last: a weight gradient
+    {100352, 16, 144}, // resnet8's 16-channel 3x3 conv at 28x28, batch 128 (narrow kernels)
 };
 
 const struct {
@@ -68,8 +70,6 @@ const Impl kImpls[] = {
     {"onednn_f32", ImplType::onednn_f32, I8T_ISA_GENERIC},
 };
 
-int g_threads = 1;
-i8t_context *g_ctx = nullptr; // NULL: int8train runs on the calling thread
 i8t_bench::Clock g_clock;
 
 // xorshift64*: reproducible operands.
@@ -124,18 +124,18 @@ struct Operands {
   }
 };
 
-i8t_status run_ours(Kind kind, const Shape &s, Operands &op) {
+i8t_status run_ours(i8t_context *ctx, Kind kind, const Shape &s, Operands &op) {
   size_t M = s.M, N = s.N, K = s.K;
   i8t_matrix B = {op.b8.data(), N, 1};
   switch (kind) {
     case Kind::u8s8:
-      return i8t_gemm_u8s8s32(g_ctx, M, N, K, i8t_matrix{op.a8.data(), K, 1}, op.zp, B,
+      return i8t_gemm_u8s8s32(ctx, M, N, K, i8t_matrix{op.a8.data(), K, 1}, op.zp, B,
                               op.c32.data(), N);
     case Kind::s8s8:
-      return i8t_gemm_s8s8s32(g_ctx, M, N, K, i8t_matrix{op.a8.data(), K, 1}, B,
+      return i8t_gemm_s8s8s32(ctx, M, N, K, i8t_matrix{op.a8.data(), K, 1}, B,
                               op.c32.data(), N);
     default:
-      return i8t_gemm_s16u8s64(g_ctx, M, N, K, i8t_matrix{op.a16.data(), K, 1}, B, op.zp,
+      return i8t_gemm_s16u8s64(ctx, M, N, K, i8t_matrix{op.a16.data(), K, 1}, B, op.zp,
                                op.c64.data(), N);
   }
 }
@@ -164,15 +164,16 @@ void set_counters(benchmark::State &state, const Shape &s) {
         benchmark::Counter(gops / g_clock.ghz, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void bench_case(benchmark::State &state, Kind kind, Shape s, Impl impl) {
+void bench_case(benchmark::State &state, Kind kind, Shape s, Impl impl, int threads) {
+  // Per case: also sets OpenMP's count for oneDNN (cases of other thread
+  // counts, GEMM or layer, run interleaved with this one and change it).
+  i8t_bench::Env *env = i8t_bench::env_for(threads);
+  if (!env) return void(i8t_bench::fail(state, "context"));
   Operands op(kind, s, impl.type == ImplType::onednn_f32);
   if (impl.type == ImplType::ours) {
-    if (i8t_isa_select(impl.isa) != I8T_OK) {
-      state.SkipWithError(i8t_last_error());
-      return;
-    }
+    if (!i8t_bench::select_isa(state, impl.isa)) return;
     for (auto _ : state) {
-      if (run_ours(kind, s, op) != I8T_OK) {
+      if (run_ours(env->ctx, kind, s, op) != I8T_OK) {
         state.SkipWithError(i8t_last_error());
         break;
       }
@@ -180,11 +181,6 @@ void bench_case(benchmark::State &state, Kind kind, Shape s, Impl impl) {
     }
   } else {
 #ifdef I8T_HAVE_ONEDNN
-    // Per case: the layer cases of the same binary (I8T_BENCH_THREADS) set
-    // OpenMP's count for their own thread counts, and the setting sticks; a
-    // single-threaded GEMM run interleaved with them would otherwise give
-    // oneDNN two threads (and its CPU-time figures count only one).
-    omp_set_num_threads(g_threads);
     for (auto _ : state) {
       if (run_onednn(impl.type, kind, s, op) != dnnl_success) {
         state.SkipWithError("oneDNN GEMM failed");
@@ -221,75 +217,56 @@ bool impl_runs_here(const Impl &impl, Kind kind) {
 }
 
 void register_all() {
-  for (const auto &k : kKinds) {
-    for (const Shape &s : kShapes) {
-      for (const Impl &impl : kImpls) {
-        if (!impl_runs_here(impl, k.kind)) continue;
-        std::string name = std::string("gemm/") + k.name + "/" + impl.name + "/" +
-                           std::to_string(s.M) + "x" + std::to_string(s.N) + "x" +
-                           std::to_string(s.K);
-        auto *b = benchmark::RegisterBenchmark(name.c_str(), bench_case, k.kind, s, impl);
-        // Wall time: with --threads the work is not on the main thread alone.
-        // Google Benchmark's default minimum time (0.5 s per repetition) also
-        // bounds the slowest case, the portable kernels at 1024^3 (about 0.2 s
-        // an iteration): no per-case setting, so every name stays
-        // gemm/<kind>/<impl>/<M>x<N>x<K> (+ the library's /real_time).
-        b->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (int t : i8t_bench::thread_counts()) {
+    for (const auto &k : kKinds) {
+      for (const Shape &s : kShapes) {
+        for (const Impl &impl : kImpls) {
+          if (!impl_runs_here(impl, k.kind)) continue;
+          // The portable kernels are 20-50x slower: 1 thread only.
+          if (impl.type == ImplType::ours && impl.isa == I8T_ISA_GENERIC && t != 1) continue;
+          std::string name = std::string("gemm/") + k.name + "/" + impl.name + "/" +
+                             std::to_string(s.M) + "x" + std::to_string(s.N) + "x" +
+                             std::to_string(s.K) + "/" + i8t_bench::threads_token(t);
+          // Wall time (add_case): at 2 threads the work is not on the main
+          // thread alone. Google Benchmark's default minimum time (0.5 s per
+          // repetition) also bounds the slowest case, the portable kernels at
+          // 1024^3 (about 0.2 s an iteration).
+          i8t_bench::add_case(name, [=](benchmark::State &st) {
+            bench_case(st, k.kind, s, impl, t);
+          });
+        }
       }
     }
   }
 }
 
-// Removes --threads=N / --threads N from argv (Google Benchmark rejects
-// flags it does not know). Returns false on a bad value.
-bool take_threads_flag(int *argc, char **argv) {
-  int out = 1;
-  for (int i = 1; i < *argc; i++) {
-    const char *v = nullptr;
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) v = argv[i] + 10;
-    else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < *argc) v = argv[++i];
-    if (!v) {
-      argv[out++] = argv[i];
-      continue;
+// --threads=N chose the GEMM cases' count before they took I8T_BENCH_THREADS
+// like every other case: say so rather than fail with "unrecognized flag".
+bool has_old_threads_flag(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (std::strncmp(argv[i], "--threads", 9) == 0 && (!argv[i][9] || argv[i][9] == '=')) {
+      std::fprintf(stderr, "int8train_bench: --threads is gone: every case (gemm/ too) runs once "
+                           "per count of I8T_BENCH_THREADS, e.g. I8T_BENCH_THREADS=1,2\n");
+      return true;
     }
-    char *end = nullptr;
-    long n = std::strtol(v, &end, 10);
-    if (end == v || *end || n < 1 || n > 1024) {
-      std::fprintf(stderr, "int8train_bench: --threads wants a count >= 1, got '%s'\n", v);
-      return false;
-    }
-    g_threads = static_cast<int>(n);
   }
-  *argc = out;
-  argv[out] = nullptr;
-  return true;
+  return false;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (!take_threads_flag(&argc, argv)) return 2;
+  if (has_old_threads_flag(argc, argv)) return 2;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-  if (g_threads > 1) {
-    i8t_context_options opts;
-    i8t_context_options_default(&opts);
-    opts.threads = g_threads;
-    if (i8t_context_create(&opts, &g_ctx) != I8T_OK) {
-      std::fprintf(stderr, "int8train_bench: %s\n", i8t_last_error());
-      return 1;
-    }
-  }
-#ifdef I8T_HAVE_ONEDNN
-  omp_set_num_threads(g_threads); // after the context: it sets OpenMP's count too
-#endif
   g_clock = i8t_bench::core_clock();
-  benchmark::AddCustomContext("int8train_threads", std::to_string(g_threads));
+  std::string counts;
+  for (int t : i8t_bench::thread_counts()) counts += (counts.empty() ? "" : ",") + std::to_string(t);
+  benchmark::AddCustomContext("int8train_bench_threads", counts);
   benchmark::AddCustomContext("int8train_cpu_features", i8t_cpu_features());
   benchmark::AddCustomContext("core_ghz", std::to_string(g_clock.ghz) + " (" + g_clock.source + ")");
   register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  i8t_context_destroy(g_ctx);
   return 0;
 }

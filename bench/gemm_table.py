@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""GEMM table from one int8train_bench JSON run: GOPS of every impl side by side.
+"""GEMM tables from one int8train_bench JSON run: GOPS of every impl side by side, and 2-thread scaling.
 
 Usage: gemm_table.py RUN.json [--clock cpu|real]
 
-Rows are (kind, shape) of the gemm/<kind>/<impl>/<M>x<N>x<K> cases, columns the
-impls; each cell is best/median GOPS over the repetitions (run with
---benchmark_repetitions=N, ideally --benchmark_enable_random_interleaving=true
-so that every impl sees the same machine state). --clock cpu uses the main
-thread's CPU time (single-threaded runs only): on a shared machine it leaves
-out the time the benchmark was descheduled.
+Rows are (kind, shape, threads) of the gemm/<kind>/<impl>/<M>x<N>x<K>/t<threads>
+cases, columns the impls; each cell is best/median GOPS over the repetitions
+(run with --benchmark_repetitions=N, ideally
+--benchmark_enable_random_interleaving=true so that every impl sees the same
+machine state). A second table gives, per (kind, shape, impl) measured at 1 and
+at more threads, the speed-up over 1 thread of the medians and of the best
+repetitions. --clock cpu uses the main thread's CPU time (1-thread cases only:
+it leaves out the time the benchmark was descheduled; multi-threaded cases are
+left out). Runs from before the /t<threads> suffix count as the thread count in
+their context (int8train_threads, else 1).
 """
 import argparse
 import json
@@ -20,33 +24,77 @@ UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 IMPLS = ["generic", "avx2", "avx512vnni", "neon", "neondot", "onednn", "onednn_f32"]
 
 
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"gemm_table: cannot read {path}: {e}")
+
+
+def collect(data, clock):
+    """{(kind, shape, threads): {impl: [GOPS per repetition]}}"""
+    default_threads = int(data.get("context", {}).get("int8train_threads", 1))
+    gops = {}
+    for b in data.get("benchmarks", []):
+        name = re.sub(r"/real_time$", "", b.get("run_name") or b["name"])
+        parts = name.split("/")
+        if b.get("run_type") != "iteration" or b.get("error_occurred") or parts[0] != "gemm":
+            continue
+        if len(parts) == 4:
+            threads = default_threads
+        elif len(parts) == 5 and re.fullmatch(r"t\d+", parts[4]):
+            threads = int(parts[4][1:])
+        else:
+            continue
+        if clock == "cpu" and threads != 1:
+            continue
+        m, n, k = (int(x) for x in parts[3].split("x"))
+        t = b[clock + "_time"] * UNITS.get(b.get("time_unit", "ns"), 1e-9)
+        gops.setdefault((parts[1], parts[3], threads), {}).setdefault(parts[2], []).append(2.0 * m * n * k / t / 1e9)
+    return gops
+
+
+def shape_key(shape):
+    return tuple(int(x) for x in shape.split("x"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("--clock", choices=["cpu", "real"], default="real")
     args = ap.parse_args()
-    try:
-        with open(args.run) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        sys.exit(f"gemm_table: cannot read {args.run}: {e}")
-    gops = {}
-    for b in data.get("benchmarks", []):
-        name = re.sub(r"/real_time$", "", b.get("run_name") or b["name"])
-        parts = name.split("/")
-        if b.get("run_type") != "iteration" or b.get("error_occurred") or len(parts) != 4 or parts[0] != "gemm":
-            continue
-        m, n, k = (int(x) for x in parts[3].split("x"))
-        t = b[args.clock + "_time"] * UNITS.get(b.get("time_unit", "ns"), 1e-9)
-        gops.setdefault((parts[1], parts[3]), {}).setdefault(parts[2], []).append(2.0 * m * n * k / t / 1e9)
+    data = load(args.run)
+    gops = collect(data, args.clock)
+    if not gops:
+        sys.exit(f"gemm_table: no gemm/ cases in {args.run}")
+    rows = sorted(gops, key=lambda r: (r[0], shape_key(r[1]), r[2]))
     impls = [i for i in IMPLS if any(i in row for row in gops.values())]
     print(f"GOPS best/median ({args.clock} time); core clock {data['context'].get('core_ghz', '?')}\n")
-    print("| kind | M x N x K | " + " | ".join(impls) + " |")
-    print("|---|---|" + "---|" * len(impls))
-    for (kind, shape) in sorted(gops):
-        row = gops[(kind, shape)]
+    print("| kind | M x N x K | threads | " + " | ".join(impls) + " |")
+    print("|---|---|---|" + "---|" * len(impls))
+    for key in rows:
+        row = gops[key]
         cells = [f"{max(row[i]):.1f} / {statistics.median(row[i]):.1f}" if i in row else "-" for i in impls]
-        print(f"| {kind} | {shape} | " + " | ".join(cells) + " |")
+        print(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+
+    scaling = []
+    for (kind, shape, threads) in rows:
+        one = gops.get((kind, shape, 1), {})
+        if threads == 1:
+            continue
+        for impl in impls:
+            if impl in one and impl in gops[(kind, shape, threads)]:
+                many = gops[(kind, shape, threads)][impl]
+                scaling.append((kind, shape, impl, threads,
+                                statistics.median(many) / statistics.median(one[impl]),
+                                max(many) / max(one[impl])))
+    if scaling:
+        print("\nScaling over 1 thread (same run): time at 1 thread / time at N threads\n")
+        print("| kind | M x N x K | impl | threads | medians | best |")
+        print("|---|---|---|---|---|---|")
+        for kind, shape, impl, threads, med, best in scaling:
+            print(f"| {kind} | {shape} | {impl} | {threads} | {med:.2f}x | {best:.2f}x |")
 
 
 if __name__ == "__main__":

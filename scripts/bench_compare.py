@@ -3,7 +3,10 @@
 
 Usage: bench_compare.py BASELINE.json NEW.json [--threshold 0.10] [--alpha 0.05]
 
-Cases are matched by name. With repetitions (--benchmark_repetitions=N, N >= 3
+Cases are matched by name. GEMM cases recorded before they took the thread
+count into their name (gemm/<kind>/<impl>/<M>x<N>x<K>, run at the count in
+the file's context int8train_threads, else 1) match .../<M>x<N>x<K>/t<count>.
+With repetitions (--benchmark_repetitions=N, N >= 3
 recommended) each case has N timings per file; a case counts as SLOWER only if
   * its median time grew by more than the threshold (default 10 %), and
   * a Mann-Whitney U test says the two sets of timings differ (p < alpha),
@@ -33,11 +36,13 @@ def load(path):
         print(f"bench_compare: {path} is not Google Benchmark JSON (no 'benchmarks')", file=sys.stderr)
         sys.exit(2)
     units = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    old_gemm_threads = "/t" + str(data.get("context", {}).get("int8train_threads", 1))
     runs = {}
     for b in data["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
             continue
         name = b.get("run_name") or re.sub(r"/repeats:\d+$", "", b["name"])
+        name = re.sub(r"^(gemm/[^/]+/[^/]+/\d+x\d+x\d+)(?=/real_time$|$)", r"\g<1>" + old_gemm_threads, name)
         t = b["real_time"] * units.get(b.get("time_unit", "ns"), 1.0)
         runs.setdefault(name, []).append(t)
     return runs

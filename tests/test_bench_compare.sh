@@ -73,6 +73,12 @@ write_run "$tmp/slight.json" "$A:12.0,12.2,11.9,12.1,12.3;$B:5.0,5.1,4.9,5.2,5.0
 write_run "$tmp/slowtail.json" "$A:10.25,14.0,15.0,14.5,15.2;$B:5.0,5.1,4.9,5.2,5.0"
 # No case in common with the baseline.
 write_run "$tmp/other.json" "gemm/u8s8/avx2/z:1,2,3,4,5"
+# A GEMM case of a run from before the /t<threads> suffix matches its /t1
+# name (the baseline's single-threaded GEMMs), not the /t2 one.
+G=gemm/u8s8/avx2/3136x64x576
+write_run "$tmp/gemm_old.json" "$G:10.0,10.2,9.9,10.1,10.3"
+write_run "$tmp/gemm_t1_slower.json" "$G/t1:15.0,15.3,14.8,15.1,15.5;$G/t2:5.0,5.1,4.9,5.2,5.0"
+write_run "$tmp/gemm_t2_only.json" "$G/t2:15.0,15.3,14.8,15.1,15.5"
 printf '{"benchmarks": [' >"$tmp/truncated.json"
 printf '{"context": {}}' >"$tmp/foreign.json"
 
@@ -94,6 +100,9 @@ expect 2 "cannot read" "$tmp/base.json" "$tmp/missing.json"
 expect 2 "cannot read" "$tmp/truncated.json" "$tmp/base.json"
 expect 2 "not Google Benchmark JSON" "$tmp/base.json" "$tmp/foreign.json"
 expect 2 "no case names in common" "$tmp/base.json" "$tmp/other.json"
+expect 1 "^$G/t1/real_time .*SLOWER" "$tmp/gemm_old.json" "$tmp/gemm_t1_slower.json"
+expect 1 "1 slower case" "$tmp/gemm_old.json" "$tmp/gemm_t1_slower.json"
+expect 2 "no case names in common" "$tmp/gemm_old.json" "$tmp/gemm_t2_only.json"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
