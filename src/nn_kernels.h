@@ -76,7 +76,10 @@ static inline int32_t i8t_stochastic_floor(float t, float u, float lo, float hi)
   float r = t + u;
   r = r < lo ? lo : r;
   r = r > hi ? hi : r;
-  return (int32_t)floorf(r);
+  /* floor of a value in int32 range without a libm call (floorf is one in
+   * baseline x86 builds): truncate, minus 1 where that rounded up. */
+  int32_t i = (int32_t)r;
+  return i - (r < (float)i);
 }
 
 static inline void i8t_quantize_s8s16_one(const float *v, const float *cs, float inv8,

@@ -483,9 +483,8 @@ typedef struct u8_bwd_job {
   const uint32_t *amin, *amax; /* [chunks x C] rows of the chunk extremes */
   float *cmax_abs;             /* evaluation pass: per segment per channel |dx| max */
   /* quantize pass */
-  size_t rows_per_task, blocks_per_task;
-  const route_term *route_terms; /* routes_by_block */
-  const size_t *route_start;
+  size_t rows_per_task;  /* standard BN; Range BN's tasks are the segments */
+  size_t route_blocks;   /* Range BN: the most blocks of a segment */
   i8t_grad_out *out;
   i8t_qparams p8, p16;
   int want_s8, want_s16, s16_from_s8;
@@ -550,13 +549,6 @@ static void dense_block(const u8_bwd_job *j, size_t r0, size_t n, float *restric
   kt->add_centered_u8_f32.run(n, j->x + r0 * j->C, rep(j, REP_E), rep(j, REP_QBAR), v);
 }
 
-/* One value of the dense part (the routed elements' check). */
-static float dense_one(const u8_bwd_job *j, size_t r, size_t c) {
-  float v = rep(j, REP_A)[c] * (float)j->g[r * j->C + c] + rep(j, REP_B)[c];
-  if (!j->range) v += rep(j, REP_E)[c] * ((float)j->x[r * j->C + c] - rep(j, REP_QBAR)[c]);
-  return v;
-}
-
 /* Standard BN: |dx| per channel needs the values (they depend on x). */
 static void u8_absmax_task(void *arg, size_t t, int worker) {
   u8_bwd_job *j = arg;
@@ -583,45 +575,37 @@ static inline float max_num(float a, float b) {
   return a != a ? b : b != b ? a : a > b ? a : b;
 }
 
-/* The routed terms sorted (stably, so each element gets its + and - in the
- * order (chunk, channel, the max then the min)) by block of the quantize
- * pass: block id = task * blocks_per_task + block of the task; its terms are
- * terms[start[id] .. start[id + 1]). One counting sort over the 2 K C terms:
- * scanning the chunks' channels per block cost a third of the backward at
- * C = 512. start has ids + 1 entries, then pos (ids write cursors). */
-static i8t_status routes_by_block(u8_bwd_job *j, route_term **terms, size_t **start) {
-  const size_t C = j->C, K = j->sg->chunks, tasks = nn_task_count(j->rows, j->rows_per_task);
-  const size_t ids = tasks * j->blocks_per_task;
-  *start = calloc(2 * ids + 1, sizeof **start);
-  /* the terms, then each term's block (ids < 2^32: rows < 2^24 blocks) */
-  *terms = malloc(2 * K * C * (sizeof **terms + sizeof(uint32_t)));
-  if (!*start || !*terms) return i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8: routes");
-  size_t *st = *start, *pos = st + ids + 1;
-  uint32_t *blk = (uint32_t *)(*terms + 2 * K * C);
-  /* Divisions as multiply-shift, exact here: row < 2^24 (check_dims) and
-   * rows_per_task <= 32768 keep row * rows_per_task < 2^40; a task's rows
-   * times sub (<= 2048 / C) stay below 2^32. */
-  const uint64_t inv_task = (((uint64_t)1 << 40) + j->rows_per_task - 1) / j->rows_per_task;
+/* Range BN: the routed terms of segment s (which lies in one chunk) sorted
+ * by block of the segment, stably, so that an element gets its + (the
+ * chunk's max) before its - (the min); block b's terms are terms[start[b]
+ * .. start[b + 1]). Each quantize task sorts its own segment's terms from
+ * its chunk's 2 C (one serial sort of all 2 K C terms was a quarter of the
+ * backward at C = 512). blk: 2 C scratch, start: route_blocks + 2. */
+static void segment_routes(const u8_bwd_job *j, const segment *s, route_term *terms,
+                           uint32_t *blk, size_t *start) {
+  const size_t C = j->C, nb = j->route_blocks, rows = s->hi - s->lo;
+  const uint32_t *amax = j->amax + s->chunk * C, *amin = j->amin + s->chunk * C;
+  /* (row - lo) / sub as a multiply-shift, exact: a segment's rows times sub
+   * (<= 2048 / C, or 1) stay below 2^32. Rows outside the segment (the
+   * chunk's other segments) go to block nb, not applied. */
   const uint64_t inv_sub = (((uint64_t)1 << 32) + j->sub - 1) / j->sub;
-#define ROUTE_BLOCK(row)                                                          \
-  ((size_t)(((uint64_t)(row) * inv_task) >> 40) * j->blocks_per_task +            \
-   (size_t)(((uint64_t)((row) - (size_t)(((uint64_t)(row) * inv_task) >> 40) *    \
-                                    j->rows_per_task) * inv_sub) >> 32))
-  for (size_t i = 0; i < K * C; i++) { /* each term's block, computed once */
-    blk[2 * i] = (uint32_t)ROUTE_BLOCK(j->amax[i]);
-    blk[2 * i + 1] = (uint32_t)ROUTE_BLOCK(j->amin[i]);
-    st[blk[2 * i] + 1]++, st[blk[2 * i + 1] + 1]++;
-  }
-#undef ROUTE_BLOCK
-  for (size_t id = 0; id < ids; id++) st[id + 1] += st[id], pos[id] = st[id];
-  route_term *t = *terms;
-  for (size_t k = 0; k < K; k++)
-    for (size_t c = 0; c < C; c++) {
-      size_t i = k * C + c, mx = j->amax[i], mn = j->amin[i];
-      t[pos[blk[2 * i]]++] = (route_term){mx * C + c, j->route[c]};
-      t[pos[blk[2 * i + 1]]++] = (route_term){mn * C + c, -j->route[c]};
+  for (size_t b = 0; b < nb + 2; b++) start[b] = 0;
+  for (size_t c = 0; c < C; c++)
+    for (int m = 0; m < 2; m++) {
+      size_t d = (m ? amin[c] : amax[c]) - s->lo; /* wraps above rows when below lo */
+      blk[2 * c + m] = d < rows ? (uint32_t)(((uint64_t)d * inv_sub) >> 32) : (uint32_t)nb;
+      start[blk[2 * c + m] + 1]++;
     }
-  return I8T_OK;
+  for (size_t b = 0; b < nb; b++) start[b + 1] += start[b];
+  for (size_t c = 0; c < C; c++)
+    for (int m = 0; m < 2; m++) {
+      uint32_t b = blk[2 * c + m];
+      if (b == nb) continue;
+      size_t row = m ? amin[c] : amax[c];
+      terms[start[b]++] = (route_term){row * C + c, m ? -j->route[c] : j->route[c]};
+    }
+  for (size_t b = nb; b > 0; b--) start[b] = start[b - 1]; /* the cursors back to starts */
+  start[0] = 0;
 }
 
 /* The s8 and s16 errors of the n values v from element `first` in one pass
@@ -646,13 +630,20 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
   size_t r0 = t * j->rows_per_task, r1 = I8T_MIN(j->rows, r0 + j->rows_per_task);
   float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
   float *w = v + j->sub * C;
+  route_term *terms = NULL;
+  size_t *start = NULL;
+  if (j->route) {
+    terms = (route_term *)(w + j->sub * C);
+    start = (size_t *)(terms + 2 * C);
+    r0 = j->sg->seg[t].lo, r1 = j->sg->seg[t].hi;
+    segment_routes(j, &j->sg->seg[t], terms, (uint32_t *)(start + j->route_blocks + 2), start);
+  }
   i8t_grad_out *o = j->out;
-  for (size_t b0 = r0, id = t * j->blocks_per_task; b0 < r1; b0 += j->sub, id++) {
+  for (size_t b0 = r0, id = 0; b0 < r1; b0 += j->sub, id++) {
     size_t b1 = I8T_MIN(r1, b0 + j->sub), n = (b1 - b0) * C, first = b0 * C;
     dense_block(j, b0, n, v);
     if (j->route)
-      for (size_t i = j->route_start[id]; i < j->route_start[id + 1]; i++)
-        v[j->route_terms[i].at - first] += j->route_terms[i].d;
+      for (size_t i = start[id]; i < start[id + 1]; i++) v[terms[i].at - first] += terms[i].d;
     i8t_status st = I8T_OK;
     if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
     if (j->one_hash) {
@@ -690,6 +681,136 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
   }
 }
 
+/* The per-channel part between the two passes, in tasks of COEF_CHANNELS
+ * channels (every step is per channel, so the tasks share it and the
+ * results do not depend on the split): the segments' totals, dgamma, dbeta
+ * and dx's coefficients, |dx|'s bound, and for Range BN the chunks' first
+ * extremes and the routed values' part of the bound. At C = 512 this was a
+ * serial quarter of the backward. */
+enum { COEF_CHANNELS = 64 };
+
+typedef struct coef_job {
+  u8_bwd_job *j;
+  size_t C, rows;
+  double cm, sx, sgs;
+  const float *scale, *gamma;
+  float *dgamma, *dbeta, *a, *b, *e, *qbar, *route, *chan_abs, *ones;
+  int64_t *totals; /* [C] Sg, Sgq, Sq, then int8 [C] gmin, gmax */
+  uint32_t *amin, *amax; /* [chunks x C] */
+  uint8_t *cmn, *cmx;    /* [chunks x C] */
+} coef_job;
+
+/* The segments' sums of channels [c0, c1), segment by segment (contiguous
+ * runs of [segments x C]). */
+static void coef_totals(const coef_job *cj, size_t c0, size_t c1) {
+  const size_t C = cj->C;
+  const u8_red *red = &cj->j->red;
+  int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
+  int8_t *tgmin = (int8_t *)(tsg + 3 * C), *tgmax = tgmin + C;
+  for (size_t c = c0; c < c1; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  for (size_t t = 0; t < cj->j->sg->count; t++) {
+    const size_t o = t * C;
+    for (size_t c = c0; c < c1; c++) {
+      tsg[c] += red->sg[o + c], tsgq[c] += red->sgq[o + c], tsq[c] += red->sq[o + c];
+      tgmin[c] = red->gmin[o + c] < tgmin[c] ? red->gmin[o + c] : tgmin[c];
+      tgmax[c] = red->gmax[o + c] > tgmax[c] ? red->gmax[o + c] : tgmax[c];
+    }
+  }
+}
+
+static void coef_channels(const coef_job *cj, size_t c0, size_t c1) {
+  const size_t C = cj->C;
+  const int range = cj->j->range;
+  const double n = (double)cj->rows, sx = cj->sx, sgs = cj->sgs;
+  const int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
+  const int8_t *tgmin = (const int8_t *)(tsg + 3 * C), *tgmax = tgmin + C;
+  for (size_t c = c0; c < c1; c++) {
+    const int64_t Sg = tsg[c], Sgq = tsgq[c];
+    const uint64_t Sq = (uint64_t)tsq[c];
+    const int gmin = tgmin[c], gmax = tgmax[c];
+    double qb = (double)Sq / n;
+    double sxm = sgs * sx * ((double)Sgq - qb * (double)Sg); /* sum g (x - mu), real units */
+    double s = cj->scale[c], gs = (double)cj->gamma[c] * s;
+    cj->dbeta[c] = (float)(sgs * (double)Sg);
+    cj->dgamma[c] = (float)(s * sxm);
+    cj->a[c] = (float)(gs * sgs);
+    cj->b[c] = (float)(-gs * sgs * (double)Sg / n);
+    cj->qbar[c] = (float)qb;
+    cj->e[c] = range ? 0.0f : (float)(-gs * s * s * sx * sxm / n);
+    cj->route[c] = range ? (float)(-(double)cj->gamma[c] * sxm * cj->cm * s * s /
+                                   (double)cj->j->sg->chunks)
+                         : 0.0f;
+    cj->ones[c] = 1.0f;
+    /* |a g + b| is largest at an extreme of g (Range BN: exact bound of the
+     * dense part; the routed values are added below). */
+    float m1 = fabsf(cj->a[c] * (float)gmin + cj->b[c]);
+    float m2 = fabsf(cj->a[c] * (float)gmax + cj->b[c]);
+    cj->chan_abs[c] = m1 > m2 ? m1 : m2;
+  }
+}
+
+/* First extreme of each chunk in channels [c0, c1): a chunk's segments in
+ * row order, the first one taken as is, a later one only if strictly lower
+ * (higher), so that equal values keep the earlier row. */
+static void coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
+  const size_t C = cj->C;
+  const segments *sg = cj->j->sg;
+  const u8_red *red = &cj->j->red;
+  for (size_t t = 0; t < sg->count; t++) {
+    const size_t k = sg->seg[t].chunk, o = t * C;
+    uint8_t *mn = cj->cmn + k * C, *mx = cj->cmx + k * C;
+    uint32_t *an = cj->amin + k * C, *ax = cj->amax + k * C;
+    const int first = t == 0 || sg->seg[t - 1].chunk != k;
+    for (size_t c = c0; c < c1; c++) {
+      const int lower = first || red->xmin[o + c] < mn[c];
+      const int higher = first || red->xmax[o + c] > mx[c];
+      mn[c] = lower ? red->xmin[o + c] : mn[c];
+      an[c] = lower ? red->amin[o + c] : an[c];
+      mx[c] = higher ? red->xmax[o + c] : mx[c];
+      ax[c] = higher ? red->amax[o + c] : ax[c];
+    }
+  }
+}
+
+/* The routed values' part of |dx|'s bound (max and min rows may coincide):
+ * plain comparisons, then the NaN-ignoring max_num over again only if a
+ * value was NaN. */
+static void coef_routed_bound(const coef_job *cj, size_t c0, size_t c1) {
+  const size_t C = cj->C, K = cj->j->sg->chunks;
+  const int8_t *g = cj->j->g;
+  for (int exact = 0; exact < 2; exact++) {
+    int nan = 0;
+    for (size_t k = 0; k < K; k++)
+      for (size_t c = c0; c < c1; c++) {
+        const size_t rmx = cj->amax[k * C + c], rmn = cj->amin[k * C + c];
+        const float d = rmx == rmn ? 0.0f : cj->route[c];
+        float vmx = cj->a[c] * (float)g[rmx * C + c] + cj->b[c] + d;
+        float vmn = cj->a[c] * (float)g[rmn * C + c] + cj->b[c] - d;
+        float amx = fabsf(vmx), amn = fabsf(vmn), m = cj->chan_abs[c];
+        if (exact) {
+          cj->chan_abs[c] = max_num(m, max_num(amx, amn));
+          continue;
+        }
+        nan |= amx != amx || amn != amn || m != m;
+        m = amx > m ? amx : m;
+        cj->chan_abs[c] = amn > m ? amn : m;
+      }
+    if (!nan) return;
+    coef_channels(cj, c0, c1); /* the dense bound again */
+  }
+}
+
+static void norm_coef_task(void *arg, size_t t, int worker) {
+  (void)worker;
+  const coef_job *cj = arg;
+  size_t c0 = t * COEF_CHANNELS, c1 = I8T_MIN(cj->C, c0 + COEF_CHANNELS);
+  coef_totals(cj, c0, c1);
+  coef_channels(cj, c0, c1);
+  if (!cj->j->range) return;
+  coef_chunk_extremes(cj, c0, c1);
+  coef_routed_bound(cj, c0, c1);
+}
+
 i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
                                 const uint8_t *x, i8t_qparams xq, size_t rows, size_t channels,
                                 const int8_t *dy, float dy_scale, const float *mean,
@@ -718,8 +839,6 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   uint32_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
   uint8_t *cext = malloc(2 * sg.chunks * C);
   int64_t *totals = malloc(C * (3 * sizeof *totals + 2)); /* Sg, Sgq, Sq, gmin, gmax */
-  route_term *route_terms = NULL;
-  size_t *route_start = NULL;
   if (!red_mem || !f || !arg || !cext || !totals) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
@@ -732,68 +851,20 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
 
   float *a = f, *b = f + C, *e = f + 2 * C, *qbar = f + 3 * C, *route = f + 4 * C;
   float *chan_abs = f + 5 * C, *ones = f + 6 * C;
-  uint32_t *amin = arg, *amax = arg + sg.chunks * C;
-  double cm = i8t_range_bn_constant(cfg, rows, sg.chunks);
-  const double n = (double)rows, sx = xq.scale, sgs = dy_scale;
-  /* The segments' sums per channel, segment by segment (contiguous rows of
-   * [segments x C]; a channel-outer loop strides by C, slow at C = 512). */
-  int64_t *tsg = totals, *tsgq = totals + C, *tsq = totals + 2 * C;
-  int8_t *tgmin = (int8_t *)(totals + 3 * C), *tgmax = tgmin + C;
-  for (size_t c = 0; c < C; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
-  for (size_t t = 0; t < sg.count; t++) {
-    const size_t o = t * C;
-    for (size_t c = 0; c < C; c++) {
-      tsg[c] += red.sg[o + c], tsgq[c] += red.sgq[o + c], tsq[c] += red.sq[o + c];
-      tgmin[c] = red.gmin[o + c] < tgmin[c] ? red.gmin[o + c] : tgmin[c];
-      tgmax[c] = red.gmax[o + c] > tgmax[c] ? red.gmax[o + c] : tgmax[c];
-    }
-  }
-  for (size_t c = 0; c < C; c++) {
-    const int64_t Sg = tsg[c], Sgq = tsgq[c];
-    const uint64_t Sq = (uint64_t)tsq[c];
-    const int gmin = tgmin[c], gmax = tgmax[c];
-    double qb = (double)Sq / n;
-    double sxm = sgs * sx * ((double)Sgq - qb * (double)Sg); /* sum g (x - mu), real units */
-    double s = scale[c], gs = (double)gamma[c] * s;
-    dbeta[c] = (float)(sgs * (double)Sg);
-    dgamma[c] = (float)(s * sxm);
-    a[c] = (float)(gs * sgs);
-    b[c] = (float)(-gs * sgs * (double)Sg / n);
-    qbar[c] = (float)qb;
-    e[c] = range ? 0.0f : (float)(-gs * s * s * sx * sxm / n);
-    route[c] = range ? (float)(-(double)gamma[c] * sxm * cm * s * s / (double)sg.chunks) : 0.0f;
-    ones[c] = 1.0f;
-    /* |a g + b| is largest at an extreme of g (Range BN: exact bound of the
-     * dense part; the routed values are added below). */
-    float m1 = fabsf(a[c] * (float)gmin + b[c]), m2 = fabsf(a[c] * (float)gmax + b[c]);
-    chan_abs[c] = m1 > m2 ? m1 : m2;
-  }
+  coef_job cj = {.j = &j, .C = C, .rows = rows, .cm = i8t_range_bn_constant(cfg, rows, sg.chunks),
+                 .sx = xq.scale, .sgs = dy_scale, .scale = scale, .gamma = gamma,
+                 .dgamma = dgamma, .dbeta = dbeta, .a = a, .b = b, .e = e, .qbar = qbar,
+                 .route = route, .chan_abs = chan_abs, .ones = ones, .totals = totals,
+                 .amin = arg, .amax = arg + sg.chunks * C, .cmn = cext,
+                 .cmx = cext + sg.chunks * C};
+  i8t_parallel_for(ws->ctx, nn_task_count(C, COEF_CHANNELS), norm_coef_task, &cj);
   nn_replicate(a, C, reps + REP_A * sub * C);
   nn_replicate(b, C, reps + REP_B * sub * C);
   nn_replicate(e, C, reps + REP_E * sub * C);
   nn_replicate(qbar, C, reps + REP_QBAR * sub * C);
   nn_replicate(out->s8_col_scale ? out->s8_col_scale : ones, C, reps + REP_COL * sub * C);
   if (range) {
-    /* First extreme of each chunk: segments of a chunk in row order. */
-    uint8_t *cmn = cext, *cmx = cext + sg.chunks * C;
-    for (size_t k = 0; k < sg.chunks * C; k++) amin[k] = UINT32_MAX, amax[k] = UINT32_MAX;
-    for (size_t t = 0; t < sg.count; t++) {
-      size_t k = sg.seg[t].chunk;
-      for (size_t c = 0; c < C; c++) {
-        size_t i = k * C + c, r = t * C + c;
-        if (amin[i] == UINT32_MAX || red.xmin[r] < cmn[i]) cmn[i] = red.xmin[r], amin[i] = red.amin[r];
-        if (amax[i] == UINT32_MAX || red.xmax[r] > cmx[i]) cmx[i] = red.xmax[r], amax[i] = red.amax[r];
-      }
-    }
-    j.route = route, j.amin = amin, j.amax = amax;
-    /* The routed values themselves (max and min rows may coincide). */
-    for (size_t k = 0; k < sg.chunks; k++)
-      for (size_t c = 0; c < C; c++) {
-        size_t rmx = amax[k * C + c], rmn = amin[k * C + c];
-        float vmx = dense_one(&j, rmx, c) + (rmx == rmn ? 0.0f : route[c]);
-        float vmn = dense_one(&j, rmn, c) - (rmx == rmn ? 0.0f : route[c]);
-        chan_abs[c] = max_num(chan_abs[c], max_num(fabsf(vmx), fabsf(vmn)));
-      }
+    j.route = route, j.amin = cj.amin, j.amax = cj.amax;
   } else {
     j.cmax_abs = f + 7 * C;
     i8t_parallel_for(ws->ctx, sg.count, u8_absmax_task, &j);
@@ -831,10 +902,19 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   out->s8_scale = j.p8.scale;
   out->s16_scale = j.s16_from_s8 ? j.p8.scale : j.p16.scale;
   j.rows_per_task = nn_rows_per_task(rows, C);
-  j.blocks_per_task = (j.rows_per_task + sub - 1) / sub;
-  if (range && (st = routes_by_block(&j, &route_terms, &route_start))) goto done;
-  j.route_terms = route_terms, j.route_start = route_start;
-  i8t_parallel_for(ws->ctx, nn_task_count(rows, j.rows_per_task), u8_quantize_task, &j);
+  size_t tasks = nn_task_count(rows, j.rows_per_task);
+  if (range) {
+    size_t most = 0;
+    for (size_t t = 0; t < sg.count; t++) most = I8T_MAX(most, sg.seg[t].hi - sg.seg[t].lo);
+    j.route_blocks = (most + sub - 1) / sub;
+    tasks = sg.count;
+  }
+  /* Slot D after the two blocks: a segment's sorted terms, block starts, blocks of its terms */
+  size_t route_bytes = range ? 2 * C * (sizeof(route_term) + sizeof(uint32_t)) +
+                                   (j.route_blocks + 2) * sizeof(size_t)
+                             : 0;
+  if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 8 + route_bytes + 64))) goto done;
+  i8t_parallel_for(ws->ctx, tasks, u8_quantize_task, &j);
   st = nn_errors_get(&j.err);
 done:
   free(sg.seg);
@@ -843,8 +923,6 @@ done:
   free(arg);
   free(cext);
   free(totals);
-  free(route_terms);
-  free(route_start);
   return st;
 }
 
