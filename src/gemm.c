@@ -395,20 +395,36 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
 
 static const i8t_kernel_table *table(void) { return i8t_kernels(); }
 
+const i8t_gemm_ukernel *i8t_gemm_ukernel_for(const i8t_kernel_table *t, i8t_gemm_kind kind,
+                                             size_t N) {
+  const i8t_gemm_ukernel *wide = kind == I8T_GEMM_U8S8S32   ? &t->gemm_u8s8s32
+                                 : kind == I8T_GEMM_S8S8S32 ? &t->gemm_s8s8s32
+                                                            : &t->gemm_s16u8s32;
+  const i8t_gemm_ukernel *narrow = kind == I8T_GEMM_U8S8S32   ? &t->gemm_u8s8s32_narrow
+                                   : kind == I8T_GEMM_S8S8S32 ? &t->gemm_s8s8s32_narrow
+                                                              : &t->gemm_s16u8s32_narrow;
+  return narrow->run && N <= narrow->nr && narrow->nr < wide->nr ? narrow : wide;
+}
+
+size_t i8t_gemm_panel_width(i8t_gemm_kind kind, size_t N) {
+  return i8t_gemm_ukernel_for(table(), kind, N)->nr;
+}
+
 i8t_status i8t_gemm_u8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
                             uint8_t a_zero_point, i8t_matrix B, int32_t *C, size_t ldc) {
-  return gemm_x8s8s32(ctx, &table()->gemm_u8s8s32, M, N, K, A, I8T_PACK_U8, a_zero_point,
-                      B, C, ldc);
+  return gemm_x8s8s32(ctx, i8t_gemm_ukernel_for(table(), I8T_GEMM_U8S8S32, N), M, N, K, A,
+                      I8T_PACK_U8, a_zero_point, B, C, ldc);
 }
 
 i8t_status i8t_gemm_s8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
                             i8t_matrix B, int32_t *C, size_t ldc) {
-  return gemm_x8s8s32(ctx, &table()->gemm_s8s8s32, M, N, K, A, I8T_PACK_S8, 0, B, C, ldc);
+  return gemm_x8s8s32(ctx, i8t_gemm_ukernel_for(table(), I8T_GEMM_S8S8S32, N), M, N, K, A,
+                      I8T_PACK_S8, 0, B, C, ldc);
 }
 
 i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,
                              i8t_matrix B, uint8_t b_zero_point, int64_t *C, size_t ldc) {
-  const i8t_gemm_ukernel *uk = &table()->gemm_s16u8s32;
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_S16U8S64, N);
   i8t_status st = check_common(M, N, K, A.data, B.data, C, ldc);
   if (st) return st;
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c64 = C, .ldc = ldc};

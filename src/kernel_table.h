@@ -238,6 +238,12 @@ typedef struct i8t_kernel_table {
   i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */
   i8t_gemm_ukernel gemm_s8s8s32;  /* grad input: errors x W^T */
   i8t_gemm_ukernel gemm_s16u8s32; /* weight gradient: 16-bit errors x activations */
+  /* Optional narrow variants (zeroed: none), the same kinds with a smaller
+   * NR: the driver runs one when N <= its NR, so that outputs of few
+   * columns (16-channel convolutions) do not pay for a wide tile's padding. */
+  i8t_gemm_ukernel gemm_u8s8s32_narrow;
+  i8t_gemm_ukernel gemm_s8s8s32_narrow;
+  i8t_gemm_ukernel gemm_s16u8s32_narrow;
 
   struct { const char *name; i8t_minmax_f32_fn run; } minmax_f32;
   struct { const char *name; i8t_quantize_f32_u8_fn run; } quantize_f32_u8;
@@ -261,6 +267,25 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
 } i8t_kernel_table;
+
+/* The three GEMM kinds of the table (and of src/gemm.c's entry points). */
+typedef enum i8t_gemm_kind {
+  I8T_GEMM_U8S8S32,  /* i8t_gemm_u8s8s32 */
+  I8T_GEMM_S8S8S32,  /* i8t_gemm_s8s8s32 */
+  I8T_GEMM_S16U8S64, /* i8t_gemm_s16u8s64 (the s16u8s32 microkernels) */
+} i8t_gemm_kind;
+
+/* The microkernel the driver runs for a GEMM of `kind` with N columns on
+ * table t: the narrow variant when it exists and N fits in its NR, else the
+ * main one. */
+const i8t_gemm_ukernel *i8t_gemm_ukernel_for(const i8t_kernel_table *t, i8t_gemm_kind kind,
+                                             size_t N);
+
+/* The column count a caller should round a GEMM's N up to (padding with
+ * columns it drops) so that every tile is whole: the NR of the microkernel
+ * that will run (in the current table). Whole tiles are stored straight to
+ * C; edge tiles go through a slower copy. */
+size_t i8t_gemm_panel_width(i8t_gemm_kind kind, size_t N);
 
 /* The table in use (filled on first call). Never NULL. */
 const i8t_kernel_table *i8t_kernels(void);

@@ -2,11 +2,14 @@
  * plain int64 reference, over a table of shapes (K = 1, K not a multiple of
  * any block, M or N = 1, odd sizes, padded and transposed operands) and value
  * patterns (random, all-extreme, mixed extremes), plus K large enough that
- * naive int32 sums would overflow. Every result must be bit-exact. */
+ * naive int32 sums would overflow. Every result must be bit-exact. Narrow
+ * outputs (N = 1..16, which run the narrow microkernels where a path has
+ * them, see kernel_table.h) get a sweep of their own. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "isa_list.h"
+#include "kernel_table.h"
 #include "test_util.h"
 
 typedef enum { KIND_U8S8, KIND_S8S8, KIND_S16U8 } gemm_kind;
@@ -24,6 +27,10 @@ static const shape shapes[] = {
     {48, 200, 257, 1, 0}, {31, 67, 1, 0, 0},  {96, 33, 1153, 0, 0},
     /* tasks spanning several MC blocks that share packed B over several KC blocks */
     {400, 40, 600, 0, 0}, {390, 20, 530, 1, 1},
+    /* narrow outputs: whole and partial 16-column panels, rows past a 16-row
+     * tile, several MC and KC blocks */
+    {50, 16, 37, 0, 0},  {33, 16, 144, 1, 0}, {100, 12, 151, 0, 2}, {17, 15, 4, 0, 0},
+    {400, 16, 600, 0, 0}, {161, 14, 1100, 0, 1},
 };
 
 typedef enum { VALUES_RANDOM, VALUES_MAX, VALUES_MIN_MAX, VALUES_EXTREME_MIX } value_mode;
@@ -143,6 +150,46 @@ static void check_all_shapes(gemm_kind kind) {
   }
 }
 
+/* Every N from 1 to 16, M around multiples of 8, 12 and 16 rows, K never a
+ * multiple of 4 (a K tail in every group), A row-major or transposed. */
+static void check_narrow_sweep(gemm_kind kind) {
+  uint64_t rng = 0x77 + (uint64_t)kind;
+  for (size_t N = 1; N <= 16; N++) {
+    const shape s = {23 + 3 * N, N, 4 * N + 1 + N % 3, (int)(N & 1), N % 4};
+    for (int mode = VALUES_RANDOM; mode <= VALUES_EXTREME_MIX; mode++) {
+      operands o;
+      make_operands(kind, &s, (value_mode)mode, &rng, &o);
+      run_and_check(kind, &s, &o);
+      free(o.a);
+      free(o.b);
+    }
+  }
+}
+
+/* The driver runs a path's narrow kernel exactly when N fits in it, and
+ * i8t_gemm_panel_width reports the NR that runs. */
+static void check_narrow_selection(i8t_isa isa) {
+  const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
+  const i8t_gemm_ukernel *wide[3] = {&t->gemm_u8s8s32, &t->gemm_s8s8s32, &t->gemm_s16u8s32};
+  const i8t_gemm_ukernel *narrow[3] = {&t->gemm_u8s8s32_narrow, &t->gemm_s8s8s32_narrow,
+                                       &t->gemm_s16u8s32_narrow};
+  for (int k = 0; k < 3; k++) {
+    i8t_gemm_kind kind = (i8t_gemm_kind)k;
+    assert_ptr_equal(i8t_gemm_ukernel_for(t, kind, (size_t)wide[k]->nr + 1), wide[k]);
+    assert_int_equal(i8t_gemm_panel_width(kind, 1000), wide[k]->nr);
+    if (!narrow[k]->run) {
+      assert_ptr_equal(i8t_gemm_ukernel_for(t, kind, 1), wide[k]);
+      continue;
+    }
+    assert_true(narrow[k]->nr < wide[k]->nr);
+    assert_int_equal(narrow[k]->kr, wide[k]->kr); /* same packed format */
+    assert_ptr_equal(i8t_gemm_ukernel_for(t, kind, 1), narrow[k]);
+    assert_ptr_equal(i8t_gemm_ukernel_for(t, kind, narrow[k]->nr), narrow[k]);
+    assert_ptr_equal(i8t_gemm_ukernel_for(t, kind, (size_t)narrow[k]->nr + 1), wide[k]);
+    assert_int_equal(i8t_gemm_panel_width(kind, narrow[k]->nr), narrow[k]->nr);
+  }
+}
+
 /* K at the int32-exact limit with all-extreme operands: any int16 or
  * early int32 saturation, or a wrong zero-point correction, shows here. */
 static void check_large_k(gemm_kind kind) {
@@ -168,6 +215,14 @@ static void check_large_k(gemm_kind kind) {
     check_large_k(KIND_U8S8);                                                                  \
     check_large_k(KIND_S8S8);                                                                  \
     check_large_k(KIND_S16U8);                                                                 \
+  }                                                                                            \
+  static void test_narrow_##name(void **state) {                                               \
+    (void)state;                                                                               \
+    test_select_isa_or_skip(isa);                                                              \
+    check_narrow_selection(isa);                                                               \
+    check_narrow_sweep(KIND_U8S8);                                                             \
+    check_narrow_sweep(KIND_S8S8);                                                             \
+    check_narrow_sweep(KIND_S16U8);                                                            \
   }
 I8T_TEST_ISAS(DEFINE_ISA_TESTS)
 
@@ -187,7 +242,8 @@ static void test_rejects_bad_shapes(void **state) {
 
 #define LIST_ISA_TESTS(name, isa)                                                    \
   cmocka_unit_test(test_u8s8_##name), cmocka_unit_test(test_s8s8_##name),          \
-      cmocka_unit_test(test_s16u8_##name), cmocka_unit_test(test_large_k_##name),
+      cmocka_unit_test(test_s16u8_##name), cmocka_unit_test(test_large_k_##name), \
+      cmocka_unit_test(test_narrow_##name),
 
 int main(void) {
   const struct CMUnitTest tests[] = {I8T_TEST_ISAS(LIST_ISA_TESTS)

@@ -9,7 +9,8 @@
  *     values each packed format can hold, and the column sums of its packed
  *     B panels (sum_b);
  *   - whole GEMMs with shapes around MR / NR / KR and the KC blocking, with A
- *     and B in every layout (B transposed and strided too). */
+ *     and B in every layout (B transposed and strided too).
+ * Each kind's optional narrow microkernel (kernel_table.h) gets all three. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,15 @@
 
 typedef enum { KIND_U8S8, KIND_S8S8, KIND_S16U8, KIND_COUNT } gemm_kind;
 
-static const i8t_gemm_ukernel *ukernel_of(const i8t_kernel_table *t, gemm_kind k) {
+/* The main (narrow = 0) or narrow (1) microkernel of a kind; NULL for a
+ * narrow one the table does not have. */
+static const i8t_gemm_ukernel *ukernel_of(const i8t_kernel_table *t, gemm_kind k, int narrow) {
+  if (narrow) {
+    const i8t_gemm_ukernel *uk = k == KIND_U8S8   ? &t->gemm_u8s8s32_narrow
+                                 : k == KIND_S8S8 ? &t->gemm_s8s8s32_narrow
+                                                  : &t->gemm_s16u8s32_narrow;
+    return uk->run ? uk : NULL;
+  }
   return k == KIND_U8S8 ? &t->gemm_u8s8s32 : k == KIND_S8S8 ? &t->gemm_s8s8s32 : &t->gemm_s16u8s32;
 }
 
@@ -132,7 +141,12 @@ static void check_packers(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
   uint64_t rng = 77;
-  for (int k = 0; k < KIND_COUNT; k++) check_packers_of(ukernel_of(t, (gemm_kind)k), (gemm_kind)k, &rng);
+  for (int k = 0; k < KIND_COUNT; k++) {
+    for (int narrow = 0; narrow < 2; narrow++) {
+      const i8t_gemm_ukernel *uk = ukernel_of(t, (gemm_kind)k, narrow);
+      if (uk) check_packers_of(uk, (gemm_kind)k, &rng);
+    }
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -247,8 +261,9 @@ static void check_ukernels(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
   uint64_t rng = 91;
-  for (int k = 0; k < KIND_COUNT; k++) {
-    const i8t_gemm_ukernel *uk = ukernel_of(t, (gemm_kind)k);
+  for (int k = 0; k < 2 * KIND_COUNT; k++) {
+    const i8t_gemm_ukernel *uk = ukernel_of(t, (gemm_kind)(k / 2), k % 2);
+    if (!uk) continue;
     assert_true(uk->nr <= 64);
     check_entry_points(uk, &rng);
   }
@@ -303,9 +318,12 @@ static void check_gemm_shapes(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
   uint64_t rng = 1234;
-  for (int k = 0; k < KIND_COUNT; k++) {
-    const i8t_gemm_ukernel *uk = ukernel_of(t, (gemm_kind)k);
-    size_t mr = uk->mr, nr = uk->nr, kr = uk->kr, kc = kc_of(uk, (gemm_kind)k);
+  for (int kn = 0; kn < 2 * KIND_COUNT; kn++) {
+    /* Shapes around the narrow kernel's tile too (N = nr + 1 runs the main one). */
+    const gemm_kind k = (gemm_kind)(kn / 2);
+    const i8t_gemm_ukernel *uk = ukernel_of(t, k, kn % 2);
+    if (!uk) continue;
+    size_t mr = uk->mr, nr = uk->nr, kr = uk->kr, kc = kc_of(uk, k);
     /* M, N, K triples: edge rows / columns, K tails, one and two KC blocks. */
     const size_t shapes[][3] = {
         {1, 1, 1},          {mr, nr, kr},           {mr + 1, nr - 1, kr + 1},

@@ -66,23 +66,28 @@ nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s) {
   return g;
 }
 
-/* GEMM output widths are padded to whole 32-column panels (zero weights in
- * the extra columns, results dropped): edge tiles of the microkernels go
- * through a slow scalar copy-out, full ones are stored directly. */
-#define NN_PANEL 32
-static size_t padded(size_t n) { return I8T_ROUND_UP(n, NN_PANEL); }
+/* GEMM output widths are padded to whole panels of the microkernel that
+ * will run (i8t_gemm_panel_width: its NR, 16 for N <= 16 where the ISA has a
+ * narrow kernel) with zero weights in the extra columns, results dropped:
+ * edge tiles of the microkernels go through a slow scalar copy-out, full
+ * ones are stored directly. */
+static size_t padded(i8t_gemm_kind kind, size_t n) {
+  return I8T_ROUND_UP(n, i8t_gemm_panel_width(kind, n));
+}
 
-/* Narrow outputs (C = 8 or 16 channels) waste half the panel or more, and
- * padding them costs a copy of the output. Instead G = 32 / C output rows
- * go into one GEMM row: row r' of A is rows G r' .. G r' + G - 1 of the
- * column matrix side by side (the same bytes, read with a G times longer
- * row), and B is block-diagonal, group g's C columns seeing only the g-th
- * part. The GEMM then writes y itself, whole 32-column panels. Returns G, or
- * 1 where that does not apply (C not dividing 32, `rows` per sample not a
- * multiple of G, a GEMM depth G * ld above the int32-exact limit). */
-static size_t row_groups(size_t C, size_t rows, size_t ld) {
-  if (C >= NN_PANEL || NN_PANEL % C != 0) return 1;
-  size_t G = NN_PANEL / C;
+/* Outputs narrower than a panel (C = 8 with 16-wide panels, 16 with 32-wide
+ * ones) waste half of it or more, and padding them costs a copy of the
+ * output. Instead G = panel / C output rows go into one GEMM row: row r' of
+ * A is rows G r' .. G r' + G - 1 of the column matrix side by side (the same
+ * bytes, read with a G times longer row), and B is block-diagonal, group g's
+ * C columns seeing only the g-th part. The GEMM then writes y itself, whole
+ * panels. Returns G, or 1 where that does not apply (C not dividing the
+ * panel, `rows` per sample not a multiple of G, a GEMM depth G * ld above
+ * the int32-exact limit). */
+static size_t row_groups(i8t_gemm_kind kind, size_t C, size_t rows, size_t ld) {
+  size_t panel = i8t_gemm_panel_width(kind, C);
+  if (C >= panel || panel % C != 0) return 1;
+  size_t G = panel / C;
   return rows % G == 0 && G * ld <= I8T_GEMM_MAX_K ? G : 1;
 }
 
@@ -444,8 +449,8 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
    * extra columns meet zero weights; their bytes are never used. */
   size_t Co = (size_t)s->out_c, K = g->K;
   j.ld = g->direct ? K : I8T_ROUND_UP(K, 4);
-  j.G = row_groups(Co, g->out_rows, j.ld);
-  j.N = j.G > 1 ? NN_PANEL : padded(Co);
+  j.G = row_groups(I8T_GEMM_U8S8S32, Co, g->out_rows, j.ld);
+  j.N = j.G > 1 ? j.G * Co : padded(I8T_GEMM_U8S8S32, Co);
   size_t col_bytes = g->direct ? 0 : j.ld;
   size_t out_bytes = j.G == 1 && j.N != Co ? j.N * sizeof(int32_t) : 0;
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
@@ -637,7 +642,7 @@ static void backward_data_finish_task(void *arg, size_t task, int worker) {
     copy_columns_s32(f->out + task * g->in_rows * f->j->N, g->in_rows, f->j->N, Ci, dx);
     return;
   }
-  size_t Kp = padded(g->K);
+  size_t Kp = padded(I8T_GEMM_S8S8S32, g->K);
   memset(dx, 0, g->in_rows * Ci * sizeof *dx);
   nn_col2im_s32(g, f->out + task * g->out_rows * Kp, Kp, n, n + 1, f->j->dx);
 }
@@ -672,7 +677,7 @@ static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int
       i8t_matrix B = {j->w, g->K, 1};
       return i8t_gemm_s8s8s32(ctx, m, g->K, Co, A, B, dx, Ci);
     }
-    size_t Kp = padded(g->K); /* j->w: [Co x Kp], zero columns past K */
+    size_t Kp = padded(I8T_GEMM_S8S8S32, g->K); /* j->w: [Co x Kp], zero columns past K */
     i8t_matrix B = {j->w, Kp, 1};
     if ((st = i8t_gemm_s8s8s32(ctx, m, Kp, Co, A, B, out, Kp))) return st;
   }
@@ -707,14 +712,15 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
                          s->kernel, 1, s->kernel - 1 - s->pad};
     j.gt = nn_conv_geom_make(&ts);
     g = &j.gt;
-    j.G = row_groups(Ci, g->out_rows, g->K);
-    j.N = j.G > 1 ? NN_PANEL : padded(Ci);
+    /* Width of the s8s8 kernel (u8s8, when dy goes as u8, has the same NR). */
+    j.G = row_groups(I8T_GEMM_S8S8S32, Ci, g->out_rows, g->K);
+    j.N = j.G > 1 ? j.G * Ci : padded(I8T_GEMM_S8S8S32, Ci);
     wbytes = j.N * j.G * g->K;
     col_bytes = g->K;
     out_bytes = j.G == 1 && j.N != Ci ? j.N * sizeof(int32_t) : 0;
   } else if (!j.g.direct) {
-    wbytes = Co * padded(g->K);
-    out_bytes = padded(g->K) * sizeof(int32_t);
+    wbytes = Co * padded(I8T_GEMM_S8S8S32, g->K);
+    out_bytes = padded(I8T_GEMM_S8S8S32, g->K) * sizeof(int32_t);
   }
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
@@ -731,7 +737,7 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
       j.dy_u8 = buf[3];
     }
   } else if (buf[0]) {
-    pad_columns_s8(w, Co, j.g.K, padded(j.g.K), buf[0]);
+    pad_columns_s8(w, Co, j.g.K, padded(I8T_GEMM_S8S8S32, j.g.K), buf[0]);
     j.w = buf[0];
   }
   if (batched) {
@@ -763,7 +769,7 @@ typedef struct bwd_weights_job {
 /* Columns of the weight-gradient GEMM: K rounded up to whole panels (the
  * extra columns' products are computed and dropped): edge panels also pack
  * far more slowly than whole ones. */
-static size_t wgrad_ld(size_t K) { return padded(K); }
+static size_t wgrad_ld(size_t K) { return padded(I8T_GEMM_S16U8S64, K); }
 
 /* dst [Co x K] = (accumulate ? dst : 0) + src [Co x ld], one task per
  * block of rows. int64 sums are exact: the order of blocks does not matter. */
