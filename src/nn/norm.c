@@ -332,6 +332,20 @@ static void u8_stats_task(void *arg, size_t t, int worker) {
     for (size_t c = 0; c < C; c++) sq[c] += (uint32_t)x[r * C + c] * x[r * C + c];
 }
 
+/* Combining the segments' results: the loops over a segment's C values,
+ * restrict so that they vectorise (no aliasing checks per segment). */
+static void min_into_u8(uint8_t *restrict d, const uint8_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] = s[i] < d[i] ? s[i] : d[i];
+}
+
+static void max_into_u8(uint8_t *restrict d, const uint8_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
+}
+
+static void add_into_u64(uint64_t *restrict d, const uint32_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += s[i];
+}
+
 static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
                                 const uint8_t *x, i8t_qparams xq, size_t rows, size_t channels,
                                 size_t spatial, float *mean, float *scale, float *var,
@@ -356,21 +370,17 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     memset(sample_min, 255, rows / spatial * C);
     memset(sample_max, 0, rows / spatial * C);
     for (size_t t = 0; t < sg.count; t++) {
-      uint8_t *mn = sample_min + sg.seg[t].sample * C, *mx = sample_max + sg.seg[t].sample * C;
-      for (size_t c = 0; c < C; c++) {
-        mn[c] = j.mn[t * C + c] < mn[c] ? j.mn[t * C + c] : mn[c];
-        mx[c] = j.mx[t * C + c] > mx[c] ? j.mx[t * C + c] : mx[c];
-      }
+      min_into_u8(sample_min + sg.seg[t].sample * C, j.mn + t * C, C);
+      max_into_u8(sample_max + sg.seg[t].sample * C, j.mx + t * C, C);
     }
   }
   const double sx = xq.scale;
   uint64_t *tot = totals; /* sum q, sum q^2 per channel */
   memset(tot, 0, 2 * C * sizeof *tot);
-  for (size_t t = 0; t < sg.count; t++) /* segment by segment: contiguous */
-    for (size_t c = 0; c < C; c++) {
-      tot[c] += j.sum[t * C + c];
-      if (j.sq) tot[C + c] += j.sq[t * C + c];
-    }
+  for (size_t t = 0; t < sg.count; t++) { /* segment by segment: contiguous */
+    add_into_u64(tot, j.sum + t * C, C);
+    if (j.sq) add_into_u64(tot + C, j.sq + t * C, C);
+  }
   for (size_t c = 0; c < C; c++) {
     uint64_t s1 = tot[c], s2 = tot[C + c];
     double qbar = (double)s1 / (double)rows;
@@ -387,11 +397,8 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     memset(cmn, 255, sg.chunks * C);
     memset(cmx, 0, sg.chunks * C);
     for (size_t t = 0; t < sg.count; t++) {
-      uint8_t *mn = cmn + sg.seg[t].chunk * C, *mx = cmx + sg.seg[t].chunk * C;
-      for (size_t c = 0; c < C; c++) {
-        mn[c] = j.mn[t * C + c] < mn[c] ? j.mn[t * C + c] : mn[c];
-        mx[c] = j.mx[t * C + c] > mx[c] ? j.mx[t * C + c] : mx[c];
-      }
+      min_into_u8(cmn + sg.seg[t].chunk * C, j.mn + t * C, C);
+      max_into_u8(cmx + sg.seg[t].chunk * C, j.mx + t * C, C);
     }
     double cm = i8t_range_bn_constant(cfg, rows, sg.chunks);
     for (size_t c = 0; c < C; c++) {
@@ -521,17 +528,27 @@ static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, 
   for (size_t r = s->lo; r < s->hi; r += R, b++)
     extremes((I8T_MIN(s->hi, r + R) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
   size_t lanes_rows = I8T_MIN(R, s->hi - s->lo); /* lanes past a short segment saw nothing */
-  uint8_t *vmn = j->red.xmin + o, *vmx = j->red.xmax + o;
-  uint32_t *rmn = j->red.amin + o, *rmx = j->red.amax + o;
-  for (size_t c = 0; c < C; c++) vmn[c] = 255, vmx[c] = 0, rmn[c] = rmx[c] = UINT32_MAX;
-  for (size_t lr = 0; lr < lanes_rows; lr++)
+  /* The lowest (value, row) for the min and (255 - value, row) for the max,
+   * compared as one key value << 24 | row (rows < 2^24, check_dims):
+   * branch-free minimums instead of unpredictable value-then-row tests. */
+  uint32_t *kmn = j->red.amin + o, *kmx = j->red.amax + o;
+  for (size_t c = 0; c < C; c++) kmn[c] = kmx[c] = UINT32_MAX;
+  for (size_t lr = 0; lr < lanes_rows; lr++) {
+    const uint8_t *mnl = mn + lr * C, *mxl = mx + lr * C;
+    const uint16_t *amnl = amn + lr * C, *amxl = amx + lr * C;
+    const uint32_t row0 = (uint32_t)(s->lo + lr);
     for (size_t c = 0; c < C; c++) {
-      size_t i = lr * C + c;
-      uint32_t rn = (uint32_t)(s->lo + (size_t)amn[i] * R + lr);
-      uint32_t rx = (uint32_t)(s->lo + (size_t)amx[i] * R + lr);
-      if (mn[i] < vmn[c] || (mn[i] == vmn[c] && rn < rmn[c])) vmn[c] = mn[i], rmn[c] = rn;
-      if (mx[i] > vmx[c] || (mx[i] == vmx[c] && rx < rmx[c])) vmx[c] = mx[i], rmx[c] = rx;
+      uint32_t keyn = (uint32_t)mnl[c] << 24 | (row0 + (uint32_t)amnl[c] * (uint32_t)R);
+      uint32_t keyx = (uint32_t)(255 - mxl[c]) << 24 | (row0 + (uint32_t)amxl[c] * (uint32_t)R);
+      kmn[c] = keyn < kmn[c] ? keyn : kmn[c];
+      kmx[c] = keyx < kmx[c] ? keyx : kmx[c];
     }
+  }
+  uint8_t *vmn = j->red.xmin + o, *vmx = j->red.xmax + o;
+  for (size_t c = 0; c < C; c++) {
+    vmn[c] = (uint8_t)(kmn[c] >> 24), vmx[c] = (uint8_t)(255 - (kmx[c] >> 24));
+    kmn[c] &= 0xFFFFFFu, kmx[c] &= 0xFFFFFFu;
+  }
 }
 
 static void u8_reduce_task(void *arg, size_t t, int worker) {
@@ -581,6 +598,10 @@ static inline float max_num(float a, float b) {
  * .. start[b + 1]). Each quantize task sorts its own segment's terms from
  * its chunk's 2 C (one serial sort of all 2 K C terms was a quarter of the
  * backward at C = 512). blk: 2 C scratch, start: route_blocks + 2. */
+/* Values of a segment that the quantize pass routes in one span (128 KB of
+ * floats, L2-resident): no sort of its terms. */
+enum { ROUTE_SPAN = 32768 };
+
 static void segment_routes(const u8_bwd_job *j, const segment *s, route_term *terms,
                            uint32_t *blk, size_t *start) {
   const size_t C = j->C, nb = j->route_blocks, rows = s->hi - s->lo;
@@ -624,61 +645,93 @@ static void quantize_s8s16(const u8_bwd_job *j, const float *v, const float *cs,
   }
 }
 
+/* The outputs of elements first .. first + n from their values v: the f32
+ * copy, the s8 and s16 errors. cs: the column scales replicated from
+ * channel 0 (n <= sub * C), w: n floats of scratch. */
+static i8t_status quantize_values(const u8_bwd_job *j, const float *v, const float *cs,
+                                  float *w, size_t first, size_t n) {
+  i8t_grad_out *o = j->out;
+  i8t_status st = I8T_OK;
+  if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
+  if (j->one_hash) {
+    quantize_s8s16(j, v, o->s8_col_scale ? cs : NULL, first, n);
+    return I8T_OK;
+  }
+  if (j->want_s8) {
+    const float *src = v;
+    if (o->s8_col_scale) {
+      for (size_t i = 0; i < n; i++) w[i] = v[i] * cs[i];
+      src = w;
+    }
+    st = i8t_quantize_f32_s8(src, n, j->p8, nn_round_at(o->s8_round, first), o->s8 + first);
+  }
+  if (!st && j->want_s16) {
+    if (o->s16_bits == 8) {
+      /* 8-bit levels in the s16 buffer: the s8 operand itself when it is
+       * unscaled, else a draw of its own (per-channel s8 differs). */
+      const int8_t *src = o->s8 + first;
+      if (!j->s16_from_s8) {
+        int8_t *tmp = (int8_t *)w;
+        st = i8t_quantize_f32_s8(v, n, j->p16, nn_round_at(o->s16_round, first), tmp);
+        src = tmp;
+      }
+      for (size_t i = 0; !st && i < n; i++) o->s16[first + i] = src[i];
+    } else {
+      st = i8t_quantize_f32_s16(v, n, j->p16, nn_round_at(o->s16_round, first), o->s16 + first);
+    }
+  }
+  return st;
+}
+
+/* Range BN, a segment of at most ROUTE_SPAN values: its chunk's terms added
+ * straight into v (the whole segment from row lo), max then min per
+ * channel, no sort. */
+static void add_routes_direct(const u8_bwd_job *j, const segment *s, float *v) {
+  const size_t C = j->C, rows = s->hi - s->lo;
+  const uint32_t *amax = j->amax + s->chunk * C, *amin = j->amin + s->chunk * C;
+  for (size_t c = 0; c < C; c++) {
+    size_t dx = amax[c] - s->lo, dn = amin[c] - s->lo; /* wrap above rows when below lo */
+    if (dx < rows) v[dx * C + c] += j->route[c];
+    if (dn < rows) v[dn * C + c] += -j->route[c];
+  }
+}
+
+/* The quantize pass over rows [r0, r1): the dense part in blocks of sub rows
+ * (the replicated parameters' length) into a span of v, the routed terms,
+ * then the outputs block by block. A span is a block, or for Range BN a
+ * whole segment of at most ROUTE_SPAN values (terms added directly). */
 static void u8_quantize_task(void *arg, size_t t, int worker) {
   u8_bwd_job *j = arg;
-  const size_t C = j->C;
+  const size_t C = j->C, sub = j->sub;
   size_t r0 = t * j->rows_per_task, r1 = I8T_MIN(j->rows, r0 + j->rows_per_task);
-  float *v = nn_scratch(j->ws, worker, NN_SLOT_D);
-  float *w = v + j->sub * C;
+  float *w = nn_scratch(j->ws, worker, NN_SLOT_D), *v = w + sub * C;
+  const segment *s = j->route ? &j->sg->seg[t] : NULL;
+  size_t span = sub;
   route_term *terms = NULL;
   size_t *start = NULL;
-  if (j->route) {
-    terms = (route_term *)(w + j->sub * C);
-    start = (size_t *)(terms + 2 * C);
-    r0 = j->sg->seg[t].lo, r1 = j->sg->seg[t].hi;
-    segment_routes(j, &j->sg->seg[t], terms, (uint32_t *)(start + j->route_blocks + 2), start);
+  if (s) {
+    r0 = s->lo, r1 = s->hi;
+    if ((r1 - r0) * C <= ROUTE_SPAN) {
+      span = r1 - r0;
+    } else {
+      terms = (route_term *)(v + sub * C);
+      start = (size_t *)(terms + 2 * C);
+      segment_routes(j, s, terms, (uint32_t *)(start + j->route_blocks + 2), start);
+    }
   }
-  i8t_grad_out *o = j->out;
-  for (size_t b0 = r0, id = 0; b0 < r1; b0 += j->sub, id++) {
-    size_t b1 = I8T_MIN(r1, b0 + j->sub), n = (b1 - b0) * C, first = b0 * C;
-    dense_block(j, b0, n, v);
-    if (j->route)
+  i8t_status st = I8T_OK;
+  for (size_t b0 = r0, id = 0; !st && b0 < r1; b0 += span, id++) {
+    size_t b1 = I8T_MIN(r1, b0 + span), first = b0 * C;
+    for (size_t p = b0; p < b1; p += sub)
+      dense_block(j, p, (I8T_MIN(b1, p + sub) - p) * C, v + (p - b0) * C);
+    if (s && !terms) add_routes_direct(j, s, v);
+    if (terms)
       for (size_t i = start[id]; i < start[id + 1]; i++) v[terms[i].at - first] += terms[i].d;
-    i8t_status st = I8T_OK;
-    if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
-    if (j->one_hash) {
-      quantize_s8s16(j, v, o->s8_col_scale ? rep(j, REP_COL) : NULL, first, n);
-      continue;
-    }
-    if (j->want_s8) {
-      const float *src = v;
-      if (o->s8_col_scale) {
-        const float *restrict cs = rep(j, REP_COL);
-        for (size_t i = 0; i < n; i++) w[i] = v[i] * cs[i];
-        src = w;
-      }
-      st = i8t_quantize_f32_s8(src, n, j->p8, nn_round_at(o->s8_round, first), o->s8 + first);
-    }
-    if (!st && j->want_s16) {
-      if (o->s16_bits == 8) {
-        /* 8-bit levels in the s16 buffer: the s8 operand itself when it is
-         * unscaled, else a draw of its own (per-channel s8 differs). */
-        const int8_t *src = o->s8 + first;
-        if (!j->s16_from_s8) {
-          int8_t *tmp = (int8_t *)w;
-          st = i8t_quantize_f32_s8(v, n, j->p16, nn_round_at(o->s16_round, first), tmp);
-          src = tmp;
-        }
-        for (size_t i = 0; !st && i < n; i++) o->s16[first + i] = src[i];
-      } else {
-        st = i8t_quantize_f32_s16(v, n, j->p16, nn_round_at(o->s16_round, first), o->s16 + first);
-      }
-    }
-    if (st) {
-      nn_errors_set(&j->err, st);
-      return;
-    }
+    for (size_t p = b0; !st && p < b1; p += sub)
+      st = quantize_values(j, v + (p - b0) * C, rep(j, REP_COL), w, p * C,
+                           (I8T_MIN(b1, p + sub) - p) * C);
   }
+  if (st) nn_errors_set(&j->err, st);
 }
 
 /* The per-channel part between the two passes, in tasks of COEF_CHANNELS
@@ -700,6 +753,18 @@ typedef struct coef_job {
   uint8_t *cmn, *cmx;    /* [chunks x C] */
 } coef_job;
 
+static void add_into_s64(int64_t *restrict d, const int32_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+static void min_into_s8(int8_t *restrict d, const int8_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] = s[i] < d[i] ? s[i] : d[i];
+}
+
+static void max_into_s8(int8_t *restrict d, const int8_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
+}
+
 /* The segments' sums of channels [c0, c1), segment by segment (contiguous
  * runs of [segments x C]). */
 static void coef_totals(const coef_job *cj, size_t c0, size_t c1) {
@@ -708,13 +773,14 @@ static void coef_totals(const coef_job *cj, size_t c0, size_t c1) {
   int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
   int8_t *tgmin = (int8_t *)(tsg + 3 * C), *tgmax = tgmin + C;
   for (size_t c = c0; c < c1; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  const size_t n = c1 - c0;
   for (size_t t = 0; t < cj->j->sg->count; t++) {
-    const size_t o = t * C;
-    for (size_t c = c0; c < c1; c++) {
-      tsg[c] += red->sg[o + c], tsgq[c] += red->sgq[o + c], tsq[c] += red->sq[o + c];
-      tgmin[c] = red->gmin[o + c] < tgmin[c] ? red->gmin[o + c] : tgmin[c];
-      tgmax[c] = red->gmax[o + c] > tgmax[c] ? red->gmax[o + c] : tgmax[c];
-    }
+    const size_t o = t * C + c0;
+    add_into_s64(tsg + c0, red->sg + o, n);
+    add_into_s64(tsgq + c0, red->sgq + o, n);
+    add_into_s64(tsq + c0, (const int32_t *)(red->sq + o), n); /* sum q < 2^23 */
+    min_into_s8(tgmin + c0, red->gmin + o, n);
+    max_into_s8(tgmax + c0, red->gmax + o, n);
   }
 }
 
@@ -760,10 +826,16 @@ static void coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
     const size_t k = sg->seg[t].chunk, o = t * C;
     uint8_t *mn = cj->cmn + k * C, *mx = cj->cmx + k * C;
     uint32_t *an = cj->amin + k * C, *ax = cj->amax + k * C;
-    const int first = t == 0 || sg->seg[t - 1].chunk != k;
+    if (t == 0 || sg->seg[t - 1].chunk != k) { /* the chunk's first segment */
+      const size_t n = c1 - c0;
+      memcpy(mn + c0, red->xmin + o + c0, n), memcpy(mx + c0, red->xmax + o + c0, n);
+      memcpy(an + c0, red->amin + o + c0, n * sizeof *an);
+      memcpy(ax + c0, red->amax + o + c0, n * sizeof *ax);
+      continue;
+    }
     for (size_t c = c0; c < c1; c++) {
-      const int lower = first || red->xmin[o + c] < mn[c];
-      const int higher = first || red->xmax[o + c] > mx[c];
+      const int lower = red->xmin[o + c] < mn[c];
+      const int higher = red->xmax[o + c] > mx[c];
       mn[c] = lower ? red->xmin[o + c] : mn[c];
       an[c] = lower ? red->amin[o + c] : an[c];
       mx[c] = higher ? red->xmax[o + c] : mx[c];
@@ -909,11 +981,13 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     j.route_blocks = (most + sub - 1) / sub;
     tasks = sg.count;
   }
-  /* Slot D after the two blocks: a segment's sorted terms, block starts, blocks of its terms */
+  /* Slot D: w (a block), v (a block, or a whole segment up to ROUTE_SPAN
+   * values), then a segment's sorted terms, block starts, blocks of its terms */
   size_t route_bytes = range ? 2 * C * (sizeof(route_term) + sizeof(uint32_t)) +
                                    (j.route_blocks + 2) * sizeof(size_t)
                              : 0;
-  if ((st = nn_reserve(ws, NN_SLOT_D, sub * C * 8 + route_bytes + 64))) goto done;
+  size_t v_values = range ? I8T_MAX(sub * C, (size_t)ROUTE_SPAN) : sub * C;
+  if ((st = nn_reserve(ws, NN_SLOT_D, (sub * C + v_values) * 4 + route_bytes + 64))) goto done;
   i8t_parallel_for(ws->ctx, tasks, u8_quantize_task, &j);
   st = nn_errors_get(&j.err);
 done:

@@ -197,16 +197,29 @@ static inline i8t_vi vi_low_byte(i8t_vi h) {
 #endif
 }
 
-/* i8t_stochastic_floor lane-wise: floor(clamp(t + u, lo, hi)) as int32.
+/* i8t_stochastic_floor lane-wise: floor(clamp(tu = t + u, lo, hi)) as int32.
  * Native AVX-512 converts with round-down directly (one instruction for the
  * floor and the conversion); the clamped value is in int32 range, NaN gives
  * the same integer-indefinite value either way. */
-static inline i8t_vi stochastic_lanes(i8t_vf t, i8t_vf u, i8t_vf lo, i8t_vf hi) {
-  i8t_vf r = vf_min(hi, vf_max(lo, vf_add(t, u)));
+static inline i8t_vi stochastic_lanes(i8t_vf tu, i8t_vf lo, i8t_vf hi) {
+  i8t_vf r = vf_min(hi, vf_max(lo, tu));
 #if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
   return _mm512_cvt_roundps_epi32(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
 #else
   return vf_to_vi_trunc(vf_floor(r));
+#endif
+}
+
+/* t + x * s where the product is exact (an integer below 2^24 times a power
+ * of two): one FMA gives the same float as the multiply and the add. The
+ * emulated AVX-512 build keeps the two operations. */
+static inline i8t_vf vf_add_exact_product(i8t_vf t, i8t_vf x, i8t_vf s) {
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+  return _mm512_fmadd_ps(x, s, t);
+#elif I8T_VLANES == 8
+  return _mm256_fmadd_ps(x, s, t);
+#else
+  return vf_add(t, vf_mul(x, s));
 #endif
 }
 
@@ -228,8 +241,10 @@ void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float 
       i8t_vf x = vf_load(v + o), w = cs ? vf_mul(x, vf_load(cs + o)) : x;
       i8t_vi h = vi_rng_hash_weyl(key, weyl);
       weyl = vi_add32(weyl, step);
-      a[j] = stochastic_lanes(vf_mul(w, vinv8), vf_mul(vi_to_vf(VI_SRLI32(h, 8)), u24), lo8, hi8);
-      b[j] = stochastic_lanes(vf_mul(x, vinv16), vf_mul(vi_to_vf(vi_low_byte(h)), u8), lo16, hi16);
+      a[j] = stochastic_lanes(
+          vf_add_exact_product(vf_mul(w, vinv8), vi_to_vf(VI_SRLI32(h, 8)), u24), lo8, hi8);
+      b[j] = stochastic_lanes(
+          vf_add_exact_product(vf_mul(x, vinv16), vi_to_vf(vi_low_byte(h)), u8), lo16, hi16);
     }
     vi_store_lo8x4(q8 + i, a[0], a[1], a[2], a[3]);
     vi_store_lo16x2(q16 + i, b[0], b[1]);
