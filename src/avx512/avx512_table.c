@@ -19,15 +19,15 @@ static i8t_gemm_ukernel vnni_u8s8_ukernel(const char *name) {
                             .mc = 384, .kc = 1024, .nc = 512};
 }
 
-/* The narrow u8s8 kernel (N <= 16): a 16 x kc B panel, 12-row A panels. */
+/* The narrow u8s8 kernel (N <= 16): a 16 x kc B panel, 16-row A panels. */
 static i8t_gemm_ukernel vnni_u8s8_narrow_ukernel(const char *name) {
   return (i8t_gemm_ukernel){.name = name,
-                            .run = i8t_gemm_u8s8s32_ukernel_12x16c4__avx512vnni,
-                            .run_ex = i8t_gemm_u8s8s32_ukernel_ex_12x16c4__avx512vnni,
+                            .run = i8t_gemm_u8s8s32_ukernel_16x16c4__avx512vnni,
+                            .run_ex = i8t_gemm_u8s8s32_ukernel_ex_16x16c4__avx512vnni,
                             .pack_a = i8t_pack_a_c4x8__avx512vnni,
                             .pack_b = i8t_pack_b_c4x8__avx512vnni,
-                            .sum_b = i8t_sum_b_12x16c4__avx512vnni,
-                            .mr = 12, .nr = 16, .kr = 4,
+                            .sum_b = i8t_sum_b_16x16c4__avx512vnni,
+                            .mr = 16, .nr = 16, .kr = 4,
                             .a_elem = I8T_PACK_U8, .b_elem = I8T_PACK_S8,
                             .mc = 384, .kc = 1024, .nc = 512};
 }
@@ -46,8 +46,8 @@ void i8t_init_table_avx512vnni(i8t_kernel_table *t) {
                                         .mr = 8, .nr = 32, .kr = 2,
                                         .a_elem = I8T_PACK_S16, .b_elem = I8T_PACK_S16,
                                         .mc = 192, .kc = 256, .nc = 512};
-  t->gemm_u8s8s32_narrow = vnni_u8s8_narrow_ukernel("gemm_u8s8s32_12x16c4__avx512vnni");
-  t->gemm_s8s8s32_narrow = vnni_u8s8_narrow_ukernel("gemm_s8s8s32_12x16c4__avx512vnni");
+  t->gemm_u8s8s32_narrow = vnni_u8s8_narrow_ukernel("gemm_u8s8s32_16x16c4__avx512vnni");
+  t->gemm_s8s8s32_narrow = vnni_u8s8_narrow_ukernel("gemm_s8s8s32_16x16c4__avx512vnni");
   t->gemm_s16u8s32_narrow =
       (i8t_gemm_ukernel){.name = "gemm_s16u8s32_16x16c2__avx512vnni",
                          .run = i8t_gemm_s16s16s32_ukernel_16x16c2__avx512vnni,

@@ -60,9 +60,9 @@ void i8t_sum_b_8x32c4__avx512vnni(const i8t_gemm_ukernel *uk, size_t kc_pad,
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_8x32c2__avx512vnni,
                         i8t_gemm_s16s16s32_ukernel_ex_8x32c2__avx512vnni)
 /* Narrow variants (NR = 16) for GEMMs of at most 16 columns. */
-I8T_X86_DECLARE_UKERNEL(i8t_gemm_u8s8s32_ukernel_12x16c4__avx512vnni,
-                        i8t_gemm_u8s8s32_ukernel_ex_12x16c4__avx512vnni)
-void i8t_sum_b_12x16c4__avx512vnni(const i8t_gemm_ukernel *uk, size_t kc_pad,
+I8T_X86_DECLARE_UKERNEL(i8t_gemm_u8s8s32_ukernel_16x16c4__avx512vnni,
+                        i8t_gemm_u8s8s32_ukernel_ex_16x16c4__avx512vnni)
+void i8t_sum_b_16x16c4__avx512vnni(const i8t_gemm_ukernel *uk, size_t kc_pad,
                                    const void *b_panel, int32_t *sums);
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_16x16c2__avx512vnni,
                         i8t_gemm_s16s16s32_ukernel_ex_16x16c2__avx512vnni)
