@@ -92,7 +92,8 @@ static view make_view(size_t rows, size_t cols, layout l, i8t_pack_elem e, int32
 /* ------------------------------------------------------------------------ */
 
 static void check_packers_of(const i8t_gemm_ukernel *uk, gemm_kind kind, uint64_t *rng) {
-  const size_t kcs[] = {1, uk->kr - 1u, uk->kr, uk->kr + 1u, 4u * uk->kr, 16u * uk->kr + 1u, 37, 64};
+  const size_t kcs[] = {1, uk->kr - 1u, uk->kr, uk->kr + 1u, 4u * uk->kr, 16u * uk->kr + 1u, 37, 64,
+                        12, 27};
   const size_t mr = uk->mr, nr = uk->nr;
   const size_t lanes_a[] = {1, mr - 1, mr, mr + 1, 2 * mr + 3};
   const size_t lanes_b[] = {1, nr - 1, nr, nr + 1, 2 * nr + 5};

@@ -142,6 +142,21 @@ static inline __attribute__((always_inline)) size_t x86_c2s16_kcontig_4lanes_x8(
       _mm256_storeu_si256(d + i, _mm256_add_epi16(w, shift));
     }
   }
+  /* A tail of 8 k (4 groups) the same way from 8-byte loads: short rows
+   * (a 3x3 kernel on one channel: K = 12) would otherwise be all scalar. */
+  if (kc - kv >= 8) {
+    __m128i x0 = _mm_loadl_epi64((const __m128i *)(p + kv));
+    __m128i x1 = _mm_loadl_epi64((const __m128i *)(p + ls + kv));
+    __m128i x2 = _mm_loadl_epi64((const __m128i *)(p + 2 * ls + kv));
+    __m128i x3 = _mm_loadl_epi64((const __m128i *)(p + 3 * ls + kv));
+    __m128i t0 = _mm_unpacklo_epi16(x0, x1), t2 = _mm_unpacklo_epi16(x2, x3);
+    __m128i o[2] = {_mm_unpacklo_epi32(t0, t2), _mm_unpackhi_epi32(t0, t2)};
+    for (int i = 0; i < 2; i++) {
+      __m256i w = e == I8T_PACK_U8 ? _mm256_cvtepu8_epi16(o[i]) : _mm256_cvtepi8_epi16(o[i]);
+      _mm256_storeu_si256(d + i, _mm256_add_epi16(w, shift));
+    }
+    kv += 8;
+  }
   return kv / 2;
 }
 
