@@ -2,7 +2,8 @@
  * never NaN), the fp32 backward against finite differences (distinct values
  * so that the max / min routing is differentiable), the u8 statistics and
  * backward against the fp32 formulas on the dequantized tensors, the paper's
- * single-range variant, and standard BN on u8. */
+ * single-range variant, standard BN on u8, and the u8 backward's bits at 1-3
+ * threads. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,7 +275,66 @@ static void test_u8_backward_matches_f32(void **state) {
   check_u8_backward(I8T_NORM_RANGE, 0, 20000, 4, 16, NULL);
   check_u8_backward(I8T_NORM_RANGE, 1, 20000, 2, 16, NULL);
   check_u8_backward(I8T_NORM_RANGE, 0, 300, 700, 16, NULL);
+  /* chunks of more than 32768 values: routed terms sorted per block */
+  check_u8_backward(I8T_NORM_RANGE, 0, 40000, 16, 16, NULL);
   check_u8_backward(I8T_NORM_STANDARD, 0, 50, 4, 8, cs);
+}
+
+/* Range BN backward u8 at 1, 2 and 3 threads: the same bits (s8, s16, f32,
+ * dgamma, dbeta), for segments routed directly and through the per-block
+ * sort, the chunk extremes found across several segments of a chunk. */
+static void u8_backward_run(int threads, int paper, size_t rows, size_t C, const uint8_t *q,
+                            const int8_t *g, int8_t *o8, int16_t *o16, float *f, float *dg,
+                            float *db) {
+  i8t_context *ctx;
+  i8t_workspace *ws = test_workspace(threads, &ctx);
+  i8t_norm_config cfg;
+  i8t_norm_config_init(&cfg, I8T_NORM_RANGE);
+  cfg.paper = paper; /* one chunk: its extremes found across 16 segments */
+  i8t_qparams p = {0.05f, 30};
+  float *mean = malloc(C * 4), *scale = malloc(C * 4), *gamma = malloc(C * 4);
+  for (size_t c = 0; c < C; c++) gamma[c] = 0.5f + 0.01f * (float)c;
+  assert_int_equal(i8t_norm_stats_u8(ws, &cfg, q, p, rows, C, mean, scale, NULL), I8T_OK);
+  i8t_grad_out out;
+  memset(&out, 0, sizeof out);
+  out.f32 = f, out.s8 = o8, out.s16 = o16;
+  out.s8_round = (i8t_rounding){1, 7, 99};
+  out.s16_round = (i8t_rounding){1, 8, 0};
+  assert_int_equal(i8t_norm_backward_u8(ws, &cfg, q, p, rows, C, g, 0.01f, mean, scale, gamma,
+                                        dg, db, &out),
+                   I8T_OK);
+  free(mean), free(scale), free(gamma);
+  test_workspace_free(ws, ctx);
+}
+
+static void test_u8_backward_threads_identical(void **state) {
+  (void)state;
+  const size_t shapes[][2] = {{392, 512}, {40000, 16}, {70000, 1}};
+  for (size_t si = 0; si < 3; si++) {
+    size_t rows = shapes[si][0], C = shapes[si][1], n = rows * C;
+    uint64_t seed = 7 + si;
+    uint8_t *q = malloc(n);
+    int8_t *g = malloc(n), *o8[2] = {malloc(n), malloc(n)};
+    int16_t *o16[2] = {malloc(2 * n), malloc(2 * n)};
+    float *f[2] = {malloc(4 * n), malloc(4 * n)}, *dg[2] = {malloc(4 * C), malloc(4 * C)};
+    float *db[2] = {malloc(4 * C), malloc(4 * C)};
+    for (size_t i = 0; i < n; i++) {
+      q[i] = (uint8_t)test_rand_range(&seed, 0, 40); /* ties */
+      g[i] = (int8_t)test_rand_range(&seed, -127, 127);
+    }
+    int paper = si == 2;
+    u8_backward_run(1, paper, rows, C, q, g, o8[0], o16[0], f[0], dg[0], db[0]);
+    for (int threads = 2; threads <= 3; threads++) {
+      u8_backward_run(threads, paper, rows, C, q, g, o8[1], o16[1], f[1], dg[1], db[1]);
+      assert_memory_equal(o8[0], o8[1], n);
+      assert_memory_equal(o16[0], o16[1], 2 * n);
+      assert_memory_equal(f[0], f[1], 4 * n);
+      assert_memory_equal(dg[0], dg[1], 4 * C);
+      assert_memory_equal(db[0], db[1], 4 * C);
+    }
+    free(q), free(g);
+    for (int k = 0; k < 2; k++) free(o8[k]), free(o16[k]), free(f[k]), free(dg[k]), free(db[k]);
+  }
 }
 
 static void test_u8_backward_zero_gradient(void **state) {
@@ -309,6 +369,7 @@ int main(void) {
       cmocka_unit_test(test_tiny_batches_no_nan),
       cmocka_unit_test(test_u8_stats_match_f32),
       cmocka_unit_test(test_u8_backward_matches_f32),
+      cmocka_unit_test(test_u8_backward_threads_identical),
       cmocka_unit_test(test_u8_backward_zero_gradient),
   };
   if (getenv("I8T_TEST_FILTER")) cmocka_set_test_filter(getenv("I8T_TEST_FILTER"));

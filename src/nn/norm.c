@@ -592,16 +592,17 @@ static inline float max_num(float a, float b) {
   return a != a ? b : b != b ? a : a > b ? a : b;
 }
 
+/* Values of a segment that the quantize pass routes in one span (128 KB of
+ * floats, L2-resident): no sort of its terms. */
+enum { ROUTE_SPAN = 32768 };
+
 /* Range BN: the routed terms of segment s (which lies in one chunk) sorted
  * by block of the segment, stably, so that an element gets its + (the
  * chunk's max) before its - (the min); block b's terms are terms[start[b]
  * .. start[b + 1]). Each quantize task sorts its own segment's terms from
  * its chunk's 2 C (one serial sort of all 2 K C terms was a quarter of the
- * backward at C = 512). blk: 2 C scratch, start: route_blocks + 2. */
-/* Values of a segment that the quantize pass routes in one span (128 KB of
- * floats, L2-resident): no sort of its terms. */
-enum { ROUTE_SPAN = 32768 };
-
+ * backward at C = 512). Used for segments of more than ROUTE_SPAN values.
+ * blk: 2 C scratch, start: route_blocks + 2. */
 static void segment_routes(const u8_bwd_job *j, const segment *s, route_term *terms,
                            uint32_t *blk, size_t *start) {
   const size_t C = j->C, nb = j->route_blocks, rows = s->hi - s->lo;
