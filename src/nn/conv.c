@@ -593,9 +593,12 @@ static void flip_weights(i8t_context *ctx, const i8t_conv_shape *s, const int8_t
  * a quarter of this pass at 16 channels). Only where the u8s8 kernel reads A
  * unpacked; elsewhere both kinds are packed and the shifted copy would be an
  * extra pass. */
-static int dy_as_u8(void) {
-  const i8t_gemm_ukernel *uk = &i8t_kernels()->gemm_u8s8s32;
-  return uk->run_ex && uk->a_elem == I8T_PACK_U8;
+static int dy_as_u8(size_t N) {
+  const i8t_kernel_table *t = i8t_kernels();
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(t, I8T_GEMM_U8S8S32, N);
+  /* N was padded to the s8s8 kernel's width: the u8s8 one must tile it too. */
+  return uk->run_ex && uk->a_elem == I8T_PACK_U8 &&
+         uk->nr == i8t_gemm_ukernel_for(t, I8T_GEMM_S8S8S32, N)->nr;
 }
 
 typedef struct shift_job {
@@ -727,7 +730,7 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
   void *buf[4];
   size_t dy_bytes = (size_t)s->batch * j.g.out_rows * Co;
   size_t sizes[4] = {wbytes, rows * col_bytes, rows * out_bytes,
-                     j.transposed && dy_as_u8() ? dy_bytes : 0};
+                     j.transposed && dy_as_u8(j.N) ? dy_bytes : 0};
   if ((st = shared_regions(ws, 4, sizes, buf))) return st;
   if (j.transposed) {
     flip_weights(ws->ctx, s, w, j.G, j.N, buf[0]);
