@@ -768,7 +768,7 @@ static void max_into_s8(int8_t *restrict d, const int8_t *restrict s, size_t n) 
 
 /* The segments' sums of channels [c0, c1), segment by segment (contiguous
  * runs of [segments x C]). */
-static void coef_totals(const coef_job *cj, size_t c0, size_t c1) {
+static void norm_coef_totals(const coef_job *cj, size_t c0, size_t c1) {
   const size_t C = cj->C;
   const u8_red *red = &cj->j->red;
   int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
@@ -785,7 +785,7 @@ static void coef_totals(const coef_job *cj, size_t c0, size_t c1) {
   }
 }
 
-static void coef_channels(const coef_job *cj, size_t c0, size_t c1) {
+static void norm_coef_channels(const coef_job *cj, size_t c0, size_t c1) {
   const size_t C = cj->C;
   const int range = cj->j->range;
   const double n = (double)cj->rows, sx = cj->sx, sgs = cj->sgs;
@@ -819,7 +819,7 @@ static void coef_channels(const coef_job *cj, size_t c0, size_t c1) {
 /* First extreme of each chunk in channels [c0, c1): a chunk's segments in
  * row order, the first one taken as is, a later one only if strictly lower
  * (higher), so that equal values keep the earlier row. */
-static void coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
+static void norm_coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
   const size_t C = cj->C;
   const segments *sg = cj->j->sg;
   const u8_red *red = &cj->j->red;
@@ -846,42 +846,52 @@ static void coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
 }
 
 /* The routed values' part of |dx|'s bound (max and min rows may coincide):
- * plain comparisons, then the NaN-ignoring max_num over again only if a
- * value was NaN. */
-static void coef_routed_bound(const coef_job *cj, size_t c0, size_t c1) {
-  const size_t C = cj->C, K = cj->j->sg->chunks;
-  const int8_t *g = cj->j->g;
-  for (int exact = 0; exact < 2; exact++) {
-    int nan = 0;
-    for (size_t k = 0; k < K; k++)
-      for (size_t c = c0; c < c1; c++) {
-        const size_t rmx = cj->amax[k * C + c], rmn = cj->amin[k * C + c];
-        const float d = rmx == rmn ? 0.0f : cj->route[c];
-        float vmx = cj->a[c] * (float)g[rmx * C + c] + cj->b[c] + d;
-        float vmn = cj->a[c] * (float)g[rmn * C + c] + cj->b[c] - d;
-        float amx = fabsf(vmx), amn = fabsf(vmn), m = cj->chan_abs[c];
-        if (exact) {
-          cj->chan_abs[c] = max_num(m, max_num(amx, amn));
-          continue;
-        }
-        nan |= amx != amx || amn != amn || m != m;
-        m = amx > m ? amx : m;
-        cj->chan_abs[c] = amn > m ? amn : m;
-      }
-    if (!nan) return;
-    coef_channels(cj, c0, c1); /* the dense bound again */
+ * per chunk the task's channels' g values gathered, then one flat loop of
+ * plain comparisons (vectorisable); the NaN-ignoring max_num over again,
+ * in the original order, only if a value was NaN. */
+static void norm_coef_routed_bound(const coef_job *cj, size_t c0, size_t c1) {
+  const size_t C = cj->C, K = cj->j->sg->chunks, n = c1 - c0;
+  const int8_t *g = cj->j->g + c0;
+  const float *restrict a = cj->a + c0, *restrict b = cj->b + c0, *restrict route = cj->route + c0;
+  float m[COEF_CHANNELS], gx[COEF_CHANNELS], gn[COEF_CHANNELS], d[COEF_CHANNELS];
+  int nan = 0;
+  for (size_t i = 0; i < n; i++) m[i] = cj->chan_abs[c0 + i];
+  for (size_t k = 0; k < K; k++) {
+    const uint32_t *ax = cj->amax + k * C + c0, *an = cj->amin + k * C + c0;
+    for (size_t i = 0; i < n; i++) {
+      gx[i] = (float)g[ax[i] * C + i], gn[i] = (float)g[an[i] * C + i];
+      d[i] = ax[i] == an[i] ? 0.0f : route[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+      float amx = fabsf(a[i] * gx[i] + b[i] + d[i]), amn = fabsf(a[i] * gn[i] + b[i] - d[i]);
+      nan |= (amx != amx) | (amn != amn) | (m[i] != m[i]);
+      float t = amx > m[i] ? amx : m[i];
+      m[i] = amn > t ? amn : t;
+    }
   }
+  if (!nan) {
+    memcpy(cj->chan_abs + c0, m, n * sizeof *m);
+    return;
+  }
+  for (size_t k = 0; k < K; k++)
+    for (size_t c = c0; c < c1; c++) {
+      const size_t rmx = cj->amax[k * C + c], rmn = cj->amin[k * C + c];
+      const float dc = rmx == rmn ? 0.0f : cj->route[c];
+      float vmx = cj->a[c] * (float)cj->j->g[rmx * C + c] + cj->b[c] + dc;
+      float vmn = cj->a[c] * (float)cj->j->g[rmn * C + c] + cj->b[c] - dc;
+      cj->chan_abs[c] = max_num(cj->chan_abs[c], max_num(fabsf(vmx), fabsf(vmn)));
+    }
 }
 
 static void norm_coef_task(void *arg, size_t t, int worker) {
   (void)worker;
   const coef_job *cj = arg;
   size_t c0 = t * COEF_CHANNELS, c1 = I8T_MIN(cj->C, c0 + COEF_CHANNELS);
-  coef_totals(cj, c0, c1);
-  coef_channels(cj, c0, c1);
+  norm_coef_totals(cj, c0, c1);
+  norm_coef_channels(cj, c0, c1);
   if (!cj->j->range) return;
-  coef_chunk_extremes(cj, c0, c1);
-  coef_routed_bound(cj, c0, c1);
+  norm_coef_chunk_extremes(cj, c0, c1);
+  norm_coef_routed_bound(cj, c0, c1);
 }
 
 i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
