@@ -18,7 +18,7 @@ static int print_info(void) {
   printf("\nisa best: %s\nisa selected: %s\nkernels:\n", i8t_isa_name(i8t_isa_best()),
          i8t_isa_name(i8t_isa_selected()));
   for (size_t i = 0; i < i8t_kernel_count(); i++)
-    printf("  %-18s %s\n", i8t_kernel_role(i), i8t_kernel_name(i));
+    printf("  %-21s %s\n", i8t_kernel_role(i), i8t_kernel_name(i));
   i8t_context *ctx = NULL;
   if (i8t_context_create(NULL, &ctx) != I8T_OK) {
     printf("threads: cannot create a context: %s\n", i8t_last_error());
