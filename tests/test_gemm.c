@@ -137,15 +137,20 @@ static void run_and_check(gemm_kind kind, const shape *s, const operands *o) {
   assert_int_equal(wrong, 0);
 }
 
+/* One GEMM of shape s on fresh operands of the given value pattern. */
+static void check_values(gemm_kind kind, const shape *s, value_mode mode, uint64_t *rng) {
+  operands o;
+  make_operands(kind, s, mode, rng, &o);
+  run_and_check(kind, s, &o);
+  free(o.a);
+  free(o.b);
+}
+
 static void check_all_shapes(gemm_kind kind) {
   uint64_t rng = 0x1234567 + (uint64_t)kind;
   for (int mode = VALUES_RANDOM; mode <= VALUES_EXTREME_MIX; mode++) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-      operands o;
-      make_operands(kind, &shapes[i], (value_mode)mode, &rng, &o);
-      run_and_check(kind, &shapes[i], &o);
-      free(o.a);
-      free(o.b);
+      check_values(kind, &shapes[i], (value_mode)mode, &rng);
     }
   }
 }
@@ -156,13 +161,8 @@ static void check_narrow_sweep(gemm_kind kind) {
   uint64_t rng = 0x77 + (uint64_t)kind;
   for (size_t N = 1; N <= 16; N++) {
     const shape s = {23 + 3 * N, N, 4 * N + 1 + N % 3, (int)(N & 1), N % 4};
-    for (int mode = VALUES_RANDOM; mode <= VALUES_EXTREME_MIX; mode++) {
-      operands o;
-      make_operands(kind, &s, (value_mode)mode, &rng, &o);
-      run_and_check(kind, &s, &o);
-      free(o.a);
-      free(o.b);
-    }
+    for (int mode = VALUES_RANDOM; mode <= VALUES_EXTREME_MIX; mode++)
+      check_values(kind, &s, (value_mode)mode, &rng);
   }
 }
 
@@ -196,13 +196,8 @@ static void check_large_k(gemm_kind kind) {
   uint64_t rng = 99;
   size_t K = kind == KIND_S16U8 ? 20000 : I8T_GEMM_MAX_K;
   const shape s = {3, 5, K, 0, 0};
-  for (int mode = VALUES_MAX; mode <= VALUES_EXTREME_MIX; mode++) {
-    operands o;
-    make_operands(kind, &s, (value_mode)mode, &rng, &o);
-    run_and_check(kind, &s, &o);
-    free(o.a);
-    free(o.b);
-  }
+  for (int mode = VALUES_MAX; mode <= VALUES_EXTREME_MIX; mode++)
+    check_values(kind, &s, (value_mode)mode, &rng);
 }
 
 #define DEFINE_ISA_TESTS(name, isa)                                                          \
