@@ -1,7 +1,9 @@
 /* The fused gradient-span kernels (kernel_table.h: grad_sum_absmax,
  * grad_sum_quantize_s8) of every ISA against a plain multi-pass reference,
  * and i8t_sum_act_backward_mask_u8 (which uses them) against the same
- * reference end to end, on every ISA and with 1 and 2 threads. */
+ * reference end to end, on every ISA and with 1 and 2 threads; so is its
+ * split form (i8t_grad_sum_absmax_u8 over row ranges, then
+ * i8t_sum_act_backward_mask_absmax_u8). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +218,20 @@ static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mo
       if (got[i] != want[i])
         fail_msg("%s %s threads %d gpre[%zu] = %d vs %d", i8t_isa_name(i8t_isa_selected()),
                  kinds, threads, i, got[i], want[i]);
+    /* The first pass on its own over two row ranges, then the one-pass
+     * backward given its maximum: the same bytes and scale. */
+    size_t rows = sh.batch * sh.spatial, cut = rows / 3;
+    float a0, a1;
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, 0, cut, &a0), I8T_OK);
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, cut, rows, &a1), I8T_OK);
+    float absmax = a0 > a1 ? a0 : a1;
+    assert_true(i8t_qparams_symmetric(absmax, 8).scale == ws_scale);
+    memset(got, 0x55, n);
+    assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, src, ns, mk, sh, absmax, r, got,
+                                                         &got_scale),
+                     I8T_OK);
+    assert_true(got_scale == ws_scale);
+    assert_memory_equal(got, want, n);
     test_workspace_free(ws, ctx);
   }
   for (int k = 0; k < ns; k++) free(bufs[k]);
@@ -237,6 +253,44 @@ static void check_backward(i8t_isa isa) {
   assert_int_equal(i8t_isa_select(before), I8T_OK);
 }
 
+/* The split first pass: bad arguments are refused, a non-finite value gives
+ * NaN, which the one-pass backward reports. */
+static void test_absmax_errors(void **state) {
+  (void)state;
+  int32_t g32[8] = {1, -2, 3, -4, 5, -6, 7, -8};
+  int8_t g8[8] = {0};
+  float f[8] = {0};
+  uint8_t mask[8] = {1, 1, 1, 1, 1, 1, 1, 0};
+  i8t_act_shape sh = {2, 2, 2};
+  i8t_grad_src src[2] = {{I8T_GRAD_S32, g32, 0.5f}, {I8T_GRAD_S8, g8, 1.0f}};
+  float m;
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m), I8T_OK);
+  assert_true(m == 3.5f); /* -8 * 0.5 is masked */
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, NULL, sh, 1, 2, &m), I8T_OK);
+  assert_true(m == 2.0f); /* row 1: 1.5, -2 */
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 5, &m), I8T_ERR_SHAPE);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 3, 2, &m), I8T_ERR_SHAPE);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, NULL), I8T_ERR_INVALID_ARG);
+  i8t_grad_src with_f32[2] = {src[0], {I8T_GRAD_F32, f, 1.0f}};
+  assert_int_equal(i8t_grad_sum_absmax_u8(with_f32, 2, mask, sh, 0, 4, &m), I8T_ERR_INVALID_ARG);
+  i8t_context *ctx;
+  i8t_workspace *ws = test_workspace(1, &ctx);
+  int8_t q[8];
+  float scale;
+  i8t_rounding r = {1, 7, 0};
+  assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, with_f32, 2, mask, sh, 1.0f, r, q,
+                                                       &scale),
+                   I8T_ERR_INVALID_ARG);
+  assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, src, 2, mask, sh, -1.0f, r, q, &scale),
+                   I8T_ERR_INVALID_ARG);
+  src[0].scale = INFINITY; /* 0 * inf is NaN, the others inf */
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m), I8T_OK);
+  assert_true(m != m);
+  assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, src, 2, mask, sh, m, r, q, &scale),
+                   I8T_ERR_NONFINITE);
+  test_workspace_free(ws, ctx);
+}
+
 #define DEFINE_ISA_TEST(name, isa)                                                         \
   static void test_kernels_##name(void **state) { (void)state; check_kernels(isa); }      \
   static void test_backward_##name(void **state) { (void)state; check_backward(isa); }
@@ -245,6 +299,7 @@ I8T_TEST_ISAS(DEFINE_ISA_TEST)
                                  cmocka_unit_test(test_backward_##name),
 
 int main(void) {
-  const struct CMUnitTest tests[] = {I8T_TEST_ISAS(LIST_ISA_TEST)};
+  const struct CMUnitTest tests[] = {I8T_TEST_ISAS(LIST_ISA_TEST)
+                                         cmocka_unit_test(test_absmax_errors)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

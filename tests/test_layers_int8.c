@@ -60,6 +60,37 @@ static const struct {
   size_t chunk_bytes;
 } conv_layouts[] = {{0, 0}, {1, 0}, {1, 1}, {2, 0}};
 
+/* i8t_conv2d_backward_data_absmax_s8 with an int8 source before dx and a
+ * ReLU mask (then none): the same dx, and max |g| of the masked sum
+ * (0 + sc * g8 + dx_scale * dx, in that order) over the whole input. */
+static void check_backward_data_absmax(i8t_workspace *ws, const i8t_conv_shape *s,
+                                       const int8_t *dy8, const int8_t *w, int32_t *dx,
+                                       const int64_t *rdx, int seed) {
+  size_t nx = (size_t)s->batch * s->in_h * s->in_w * s->in_c;
+  int8_t *g8 = malloc(nx);
+  uint8_t *mask = malloc(nx);
+  uint64_t rng = 77 + (uint64_t)seed;
+  for (size_t i = 0; i < nx; i++) {
+    g8[i] = (int8_t)(i % 5 == 0 ? -128 : test_rand_range(&rng, -127, 127));
+    mask[i] = (uint8_t)(test_rand(&rng) % 3 != 0);
+  }
+  i8t_grad_src other = {I8T_GRAD_S8, g8, 3e-3f};
+  for (int masked = 1; masked >= 0; masked--) {
+    i8t_grad_sum_ref sum = {&other, 1, 1e-7f, masked ? mask : NULL};
+    float got = -1.0f, want = 0.0f;
+    assert_int_equal(i8t_conv2d_backward_data_absmax_s8(ws, s, dy8, w, dx, &sum, &got), I8T_OK);
+    for (size_t i = 0; i < nx; i++) {
+      assert_true(dx[i] == rdx[i]);
+      float v = 0.0f + other.scale * (float)g8[i];
+      v = v + sum.dx_scale * (float)(int32_t)rdx[i];
+      if (masked && !mask[i]) v = 0.0f;
+      want = fabsf(v) > want ? fabsf(v) : want;
+    }
+    assert_true(got == want);
+  }
+  free(g8), free(mask);
+}
+
 static void check_conv_exact(i8t_conv_shape s) {
   uint64_t seed = 1000 + (uint64_t)s.kernel * 10 + (uint64_t)s.stride + (uint64_t)s.out_c;
   size_t nx = (size_t)s.batch * s.in_h * s.in_w * s.in_c, K = i8t_conv_k(&s);
@@ -94,6 +125,8 @@ static void check_conv_exact(i8t_conv_shape s) {
       assert_int_equal(i8t_conv2d_backward_weights_s16(ws, &s, dy16, x, (uint8_t)zp, dw), I8T_OK);
       for (size_t i = 0; i < ny; i++) assert_true(y[i] == ry[i]);
       for (size_t i = 0; i < nx; i++) assert_true(dx[i] == rdx[i]);
+      memset(dx, 0x55, nx * 4);
+      check_backward_data_absmax(ws, &s, dy8, w, dx, rdx, threads);
       for (size_t i = 0; i < nw; i++) assert_true(dw[i] == rdw[i]);
       for (int n = 0; n < s.batch; n++) {
         int64_t lo = INT64_MAX, hi = INT64_MIN;

@@ -327,6 +327,43 @@ i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *s
                                         const uint8_t *relu_mask, i8t_act_shape shape,
                                         i8t_rounding r, int8_t *gpre, float *gpre_scale);
 
+/** The first of i8t_sum_act_backward_mask_u8's two passes on its own: max |g|
+ * over activation rows [row0, row1) (a row: one spatial position of one
+ * sample, `channels` values), NaN if any value is not finite. The maximum
+ * over all rows, passed to i8t_sum_act_backward_mask_absmax_u8, saves that
+ * function its own pass: a pass producing a source can take the maximum of
+ * each block while it is in cache (i8t_conv2d_backward_data_absmax_s8).
+ * Sources must not be I8T_GRAD_F32. */
+i8t_status i8t_grad_sum_absmax_u8(const i8t_grad_src *srcs, int nsrcs, const uint8_t *relu_mask,
+                                  i8t_act_shape shape, size_t row0, size_t row1,
+                                  float *absmax);
+/** i8t_sum_act_backward_mask_u8 given max |g| over the whole activation
+ * (from i8t_grad_sum_absmax_u8 on the same sources and mask): one pass over
+ * the sources instead of two, the same result bit for bit. A NaN absmax is
+ * reported as a non-finite gradient (I8T_ERR_NONFINITE). */
+i8t_status i8t_sum_act_backward_mask_absmax_u8(i8t_workspace *ws, const i8t_grad_src *srcs,
+                                               int nsrcs, const uint8_t *relu_mask,
+                                               i8t_act_shape shape, float absmax,
+                                               i8t_rounding r, int8_t *gpre,
+                                               float *gpre_scale);
+
+/** The gradient sum that a grad-input pass completes: the activation's
+ * other sources (in order) and its ReLU mask, with the pass's own output
+ * dx joining them as the last source, I8T_GRAD_S32 with scale dx_scale. */
+typedef struct i8t_grad_sum_ref {
+  const i8t_grad_src *others; /**< may be NULL when nothers = 0 */
+  int nothers;                /**< 0 to 7 */
+  float dx_scale;
+  const uint8_t *relu_mask;   /**< as in i8t_sum_act_backward_mask_u8 (NULL: no ReLU) */
+} i8t_grad_sum_ref;
+/** i8t_conv2d_backward_data_s8 that also returns *absmax, max |g| of that
+ * gradient sum over the whole input activation (i8t_grad_sum_absmax_u8 over
+ * all its rows): each block of samples is reduced right after its dx is
+ * written, while it is in cache, instead of in a later pass over memory. */
+i8t_status i8t_conv2d_backward_data_absmax_s8(i8t_workspace *ws, const i8t_conv_shape *s,
+                                              const int8_t *dy, const int8_t *w, int32_t *dx,
+                                              const i8t_grad_sum_ref *sum, float *absmax);
+
 /* fp32 counterparts: out = relu?(sum of n inputs); gpre = g * [out > 0]. */
 i8t_status i8t_sum_act_forward_f32(i8t_workspace *ws, const float *const *inputs, int ninputs,
                                    int relu, size_t count, float *out);

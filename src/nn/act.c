@@ -352,11 +352,10 @@ static i8t_grad_span span_skip(i8t_grad_span s, size_t d) {
   return s;
 }
 
-static void fused_absmax_task(void *arg, size_t task, int worker) {
-  sum_act_job *j = arg;
-  (void)worker;
-  const size_t C = j->sh.channels, rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
-  const size_t r1 = I8T_MIN(rows, r0 + j->per);
+/* max |v| over rows [r0, r1) of the fused span (NaN if any is not finite):
+ * one kernel call for the whole range, a row at a time with a pooled source. */
+static float fused_absmax_rows(const sum_act_job *j, size_t r0, size_t r1) {
+  const size_t C = j->sh.channels;
   const i8t_kernel_table *kt = i8t_kernels();
   float m = 0.0f;
   size_t step = has_pooled(j) ? 1 : r1 - r0; /* rows per kernel call */
@@ -365,7 +364,14 @@ static void fused_absmax_task(void *arg, size_t task, int worker) {
     float a = kt->grad_sum_absmax.run(I8T_MIN(step, r1 - r) * C, &s);
     m = a > m || a != a ? a : m;
   }
-  j->task_abs[task] = m;
+  return m;
+}
+
+static void fused_absmax_task(void *arg, size_t task, int worker) {
+  sum_act_job *j = arg;
+  (void)worker;
+  const size_t rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  j->task_abs[task] = fused_absmax_rows(j, r0, I8T_MIN(rows, r0 + j->per));
 }
 
 /* Elements [first, first + n) of gpre from span s, in pieces that do not
@@ -395,25 +401,35 @@ static void fused_quantize_task(void *arg, size_t task, int worker) {
   }
 }
 
-static i8t_status sum_act_backward(sum_act_job *j) {
-  i8t_act_shape shape = j->sh;
-  size_t rows = shape.batch * shape.spatial;
-  nn_errors_init(&j->err);
-  j->per = nn_rows_per_task(rows, shape.channels);
-  size_t tasks = nn_task_count(rows, j->per);
+/* max |g| over the whole activation (the first pass), NaN if any value is
+ * not finite. */
+static float gradient_absmax(sum_act_job *j, size_t tasks, int fused) {
   float task_abs[64];
   float *ta = tasks <= 64 ? task_abs : malloc(tasks * sizeof *ta);
-  if (!ta) return i8t_error(I8T_ERR_NO_MEMORY, "sum-act backward");
+  if (!ta) return -1.0f;
   j->task_abs = ta;
-  int fused = fused_backward(j);
   i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_absmax_task : backward_absmax_task, j);
   float m = 0.0f;
   int nan = 0;
   for (size_t t = 0; t < tasks; t++) nan |= ta[t] != ta[t], m = fmaxf(m, ta[t]);
   if (ta != task_abs) free(ta);
-  i8t_status st = nn_check_finite(nan ? NAN : m, "activation gradient");
+  return nan ? NAN : m;
+}
+
+/* absmax: the first pass's result when the caller has it (known_absmax),
+ * else negative. */
+static i8t_status sum_act_backward(sum_act_job *j, float absmax) {
+  i8t_act_shape shape = j->sh;
+  size_t rows = shape.batch * shape.spatial;
+  nn_errors_init(&j->err);
+  j->per = nn_rows_per_task(rows, shape.channels);
+  size_t tasks = nn_task_count(rows, j->per);
+  int fused = fused_backward(j);
+  if (absmax < 0.0f && (absmax = gradient_absmax(j, tasks, fused)) < 0.0f)
+    return i8t_error(I8T_ERR_NO_MEMORY, "sum-act backward");
+  i8t_status st = nn_check_finite(absmax, "activation gradient");
   if (st) return st;
-  j->p = nn_symmetric(m, 8);
+  j->p = nn_symmetric(absmax, 8);
   *j->gpre_scale = j->p.scale;
   i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_quantize_task : backward_quantize_task, j);
   return nn_errors_get(&j->err);
@@ -439,7 +455,15 @@ i8t_status i8t_sum_act_backward_u8(i8t_workspace *ws, const i8t_grad_src *srcs, 
   sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .r = r, .srcs = srcs, .ns = nsrcs,
                    .gpre = gpre, .gpre_scale = gpre_scale};
   if (relu && (st = replicate_terms(ws, terms, nterms, shape.channels, &j.t))) return st;
-  return sum_act_backward(&j);
+  return sum_act_backward(&j, -1.0f);
+}
+
+static sum_act_job mask_job(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
+                            const uint8_t *relu_mask, i8t_act_shape shape, i8t_rounding r,
+                            int8_t *gpre, float *gpre_scale) {
+  sum_act_job j = {.relu = relu_mask != NULL, .sh = shape, .ws = ws, .r = r, .srcs = srcs,
+                   .ns = nsrcs, .mask = relu_mask, .gpre = gpre, .gpre_scale = gpre_scale};
+  return j;
 }
 
 i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *srcs, int nsrcs,
@@ -447,9 +471,46 @@ i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *s
                                         i8t_rounding r, int8_t *gpre, float *gpre_scale) {
   i8t_status st = check_backward(ws, srcs, nsrcs, shape, gpre, gpre_scale);
   if (st) return st;
-  sum_act_job j = {.relu = relu_mask != NULL, .sh = shape, .ws = ws, .r = r, .srcs = srcs,
-                   .ns = nsrcs, .mask = relu_mask, .gpre = gpre, .gpre_scale = gpre_scale};
-  return sum_act_backward(&j);
+  sum_act_job j = mask_job(ws, srcs, nsrcs, relu_mask, shape, r, gpre, gpre_scale);
+  return sum_act_backward(&j, -1.0f);
+}
+
+/* The fused kernels' sources: no float ones (kernel_table.h, i8t_grad_span). */
+static i8t_status check_fusable(const i8t_grad_src *srcs, int nsrcs, const char *what) {
+  i8t_status st = nn_check_sources(srcs, nsrcs);
+  if (st) return st;
+  for (int k = 0; k < nsrcs; k++)
+    if (srcs[k].kind == I8T_GRAD_F32)
+      return i8t_error(I8T_ERR_INVALID_ARG, "%s: source %d is float (not supported)", what, k);
+  return I8T_OK;
+}
+
+i8t_status i8t_grad_sum_absmax_u8(const i8t_grad_src *srcs, int nsrcs, const uint8_t *relu_mask,
+                                  i8t_act_shape shape, size_t row0, size_t row1,
+                                  float *absmax) {
+  i8t_status st = check_fusable(srcs, nsrcs, "gradient absmax");
+  if (st) return st;
+  if (!absmax) return i8t_error(I8T_ERR_INVALID_ARG, "gradient absmax: NULL result");
+  if (row0 > row1 || row1 > shape.batch * shape.spatial || shape.channels == 0)
+    return i8t_error(I8T_ERR_SHAPE, "gradient absmax: rows [%zu, %zu) outside %zu x %zu", row0,
+                     row1, shape.batch, shape.spatial);
+  i8t_rounding unused = {0};
+  sum_act_job j = mask_job(NULL, srcs, nsrcs, relu_mask, shape, unused, NULL, NULL);
+  *absmax = fused_absmax_rows(&j, row0, row1);
+  return I8T_OK;
+}
+
+i8t_status i8t_sum_act_backward_mask_absmax_u8(i8t_workspace *ws, const i8t_grad_src *srcs,
+                                               int nsrcs, const uint8_t *relu_mask,
+                                               i8t_act_shape shape, float absmax,
+                                               i8t_rounding r, int8_t *gpre,
+                                               float *gpre_scale) {
+  i8t_status st = check_backward(ws, srcs, nsrcs, shape, gpre, gpre_scale);
+  if (st || (st = check_fusable(srcs, nsrcs, "sum-act backward"))) return st;
+  if (absmax < 0.0f)
+    return i8t_error(I8T_ERR_INVALID_ARG, "sum-act backward: negative absmax %g", absmax);
+  sum_act_job j = mask_job(ws, srcs, nsrcs, relu_mask, shape, r, gpre, gpre_scale);
+  return sum_act_backward(&j, absmax); /* NaN: reported as not finite */
 }
 
 /* ------------------------------------------------------------------------ */

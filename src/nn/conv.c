@@ -3,6 +3,7 @@
  * the column buffer stays in cache; col2im of the exact int32 grad input. */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel_table.h"
@@ -494,6 +495,12 @@ typedef struct bwd_data_job {
   const int8_t *dy, *w, *wt;
   const uint8_t *dy_u8; /* transposed, when set: dy + 128 (see dy_as_u8) */
   int32_t *dx;
+  /* i8t_conv2d_backward_data_absmax_s8: the gradient sum dx completes (its
+   * sources, dx last) and each sample's max |g|, taken after its block. */
+  i8t_grad_src sum_src[I8T_GRAD_SPAN_MAX];
+  int sum_nsrc;
+  const uint8_t *sum_mask;
+  float *sample_abs;
   nn_errors err;
 } bwd_data_job;
 
@@ -652,8 +659,8 @@ static void backward_data_finish_task(void *arg, size_t task, int worker) {
 
 /* Samples [n0, n1): cols holds their s8 columns (transposed path), out the
  * padded int32 output or the int32 columns (strided path). */
-static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int8_t *cols,
-                                      int32_t *out) {
+static i8t_status backward_data_gemm(bwd_data_job *j, size_t n0, size_t n1, int8_t *cols,
+                                     int32_t *out) {
   const nn_conv_geom *g = &j->g;
   i8t_context *ctx = j->ws->ctx;
   size_t Co = (size_t)g->s.out_c, Ci = (size_t)g->s.in_c;
@@ -689,6 +696,34 @@ static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int
   return I8T_OK;
 }
 
+typedef struct sample_absmax_job {
+  bwd_data_job *j;
+  size_t n0;
+} sample_absmax_job;
+
+static void sample_absmax_task(void *arg, size_t task, int worker) {
+  const sample_absmax_job *a = arg;
+  const bwd_data_job *j = a->j;
+  const nn_conv_geom *g = &j->g;
+  size_t n = a->n0 + task, rows = g->in_rows;
+  i8t_act_shape sh = {(size_t)g->s.batch, rows, (size_t)g->s.in_c};
+  (void)worker;
+  /* Arguments checked by the caller: cannot fail. */
+  (void)i8t_grad_sum_absmax_u8(j->sum_src, j->sum_nsrc, j->sum_mask, sh, n * rows,
+                               (n + 1) * rows, &j->sample_abs[n]);
+}
+
+/* The block's GEMM, then (absmax variant) its samples' max |g| while their
+ * dx is in cache; one task per sample (inline inside a task). */
+static i8t_status backward_data_block(bwd_data_job *j, size_t n0, size_t n1, int8_t *cols,
+                                      int32_t *out) {
+  i8t_status st = backward_data_gemm(j, n0, n1, cols, out);
+  if (st || !j->sample_abs) return st;
+  sample_absmax_job a = {j, n0};
+  i8t_parallel_for(j->ws->ctx, n1 - n0, sample_absmax_task, &a);
+  return I8T_OK;
+}
+
 static void backward_data_task(void *arg, size_t task, int worker) {
   bwd_data_job *j = arg;
   const nn_conv_geom *g = j->transposed ? &j->gt : &j->g;
@@ -697,13 +732,22 @@ static void backward_data_task(void *arg, size_t task, int worker) {
                                              nn_scratch(j->ws, worker, NN_SLOT_C)));
 }
 
-i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *s,
-                                       const int8_t *dy, const int8_t *w, int32_t *dx) {
+/* sum and sample_abs: the absmax variant's, or NULL. */
+static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, const int8_t *dy,
+                                const int8_t *w, int32_t *dx, const i8t_grad_sum_ref *sum,
+                                float *sample_abs) {
   i8t_status st = i8t_conv_check(s);
   if (st) return st;
   if (!ws || !dy || !w || !dx)
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward data: NULL argument");
-  bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx};
+  bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx,
+                    .sample_abs = sample_abs};
+  if (sum) {
+    for (int k = 0; k < sum->nothers; k++) j.sum_src[k] = sum->others[k];
+    j.sum_src[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
+    j.sum_nsrc = sum->nothers + 1;
+    j.sum_mask = sum->relu_mask;
+  }
   nn_errors_init(&j.err);
   size_t Co = (size_t)s->out_c, Ci = (size_t)s->in_c;
   j.transposed = !j.g.direct && s->stride == 1;
@@ -754,6 +798,42 @@ i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *
     return st;
   i8t_parallel_for(ws->ctx, g->tasks, backward_data_task, &j);
   return nn_errors_get(&j.err);
+}
+
+i8t_status i8t_conv2d_backward_data_s8(i8t_workspace *ws, const i8t_conv_shape *s,
+                                       const int8_t *dy, const int8_t *w, int32_t *dx) {
+  return backward_data(ws, s, dy, w, dx, NULL, NULL);
+}
+
+i8t_status i8t_conv2d_backward_data_absmax_s8(i8t_workspace *ws, const i8t_conv_shape *s,
+                                              const int8_t *dy, const int8_t *w, int32_t *dx,
+                                              const i8t_grad_sum_ref *sum, float *absmax) {
+  i8t_status st = i8t_conv_check(s);
+  if (st) return st;
+  if (!sum || !absmax || !dx || (sum->nothers > 0 && !sum->others) || sum->nothers < 0 ||
+      sum->nothers >= I8T_GRAD_SPAN_MAX)
+    return i8t_error(I8T_ERR_INVALID_ARG,
+                     "conv backward data absmax: NULL argument or %d other sources (0 to %d)",
+                     sum ? sum->nothers : 0, I8T_GRAD_SPAN_MAX - 1);
+  /* Checks the sources as the per-sample calls will see them (dx last). */
+  i8t_grad_src srcs[I8T_GRAD_SPAN_MAX];
+  for (int k = 0; k < sum->nothers; k++) srcs[k] = sum->others[k];
+  srcs[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
+  i8t_act_shape sh = {(size_t)s->batch, (size_t)s->in_h * (size_t)s->in_w, (size_t)s->in_c};
+  float unused;
+  if ((st = i8t_grad_sum_absmax_u8(srcs, sum->nothers + 1, sum->relu_mask, sh, 0, 0, &unused)))
+    return st;
+  float *sample_abs = malloc((size_t)s->batch * sizeof *sample_abs);
+  if (!sample_abs) return i8t_error(I8T_ERR_NO_MEMORY, "conv backward data absmax");
+  if (!(st = backward_data(ws, s, dy, w, dx, sum, sample_abs))) {
+    float m = 0.0f; /* NaN-propagating, as the two-pass path */
+    int nan = 0;
+    for (int n = 0; n < s->batch; n++)
+      nan |= sample_abs[n] != sample_abs[n], m = fmaxf(m, sample_abs[n]);
+    *absmax = nan ? NAN : m;
+  }
+  free(sample_abs);
+  return st;
 }
 
 /* ------------------------------------------------------------------------ */

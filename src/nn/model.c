@@ -442,6 +442,20 @@ static void build_cnn(builder *b) {
 /* State tensors                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* Each tensor's consumer count and producing normalisation op (the int8
+ * backward fuses the gradient sum's first pass into its last source). */
+static void link_tensors(i8t_model *m) {
+  for (int i = 0; i < m->ntensor; i++) m->tensor[i].consumers = 0, m->tensor[i].producer = -1;
+  for (int i = 0; i < m->nconv; i++) m->tensor[m->conv[i].in].consumers++;
+  for (int i = 0; i < m->npool; i++) m->tensor[m->pool[i].in].consumers++;
+  for (int i = 0; i < m->nnorm; i++) {
+    const nn_normact *a = &m->norm_ops[i];
+    if (a->identity >= 0) m->tensor[a->identity].consumers++;
+    m->tensor[a->out].producer = i;
+  }
+  m->tensor[m->head.in].consumers++;
+}
+
 static i8t_status build_state(i8t_model *m) {
   size_t cap = 2 * (size_t)m->nparam + 2 * NN_MAX_NORM * 2 + NN_MAX_CONV + NN_MAX_NORM + 4;
   m->state = calloc(cap, sizeof *m->state);
@@ -565,6 +579,7 @@ i8t_status i8t_model_create(i8t_context *ctx, const i8t_model_config *cfg, uint6
   if (!strcmp(m->arch, "cnn")) build_cnn(&b);
   else build_resnet(&b);
   st = b.st;
+  if (!st) link_tensors(m);
   if (!st) st = build_state(m);
   if (!st && !int8_mode(m)) {
     size_t biggest = 0;

@@ -28,6 +28,10 @@ typedef struct nn_tensor {
   i8t_qparams qp;
   i8t_grad_src src[NN_MAX_SRC]; /* gradient contributions of its consumers */
   int nsrc;
+  int consumers; /* operations that read it (each adds one source) */
+  int producer;  /* the normalisation op that writes it, or -1 */
+  float gabs;    /* max |gradient|, when the last source's pass found it (gabs_known) */
+  int gabs_known;
   /* fp32 */
   float *f, *g;
   int g_written;
