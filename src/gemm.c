@@ -18,6 +18,11 @@
  * the zero-point correction as it stores the last KC block; otherwise edge
  * tiles, int64 sums and the correction go through a small tile buffer.
  *
+ * An indirect A (i8t_gemm_u8s8s32_indirect: row pointers and taps, the
+ * implicit convolution) is never packed: every tile hands its MR row
+ * pointers to run_ex (edge tiles repeat a row and drop its results), and
+ * the KC blocks hold whole taps.
+ *
  * The correction's column sums of B come from the packed B panels (sum_b),
  * added up by each task over its own columns as it packs each KC block: no
  * separate pass over B, and no output shared between tasks. */
@@ -41,9 +46,11 @@ typedef struct gemm_job {
   size_t ldc;
   int32_t corr_factor;     /* C -= corr_factor * colsum(B); 0 = no correction */
   int a_in_place;          /* A is read where it is (see a_readable_in_place) */
+  const i8t_gemm_indirect_a *ind; /* or A is indirect (never packed; kc whole taps) */
 } gemm_job;
 
 static size_t a_block_bytes(const gemm_job *j) {
+  if (j->ind) return 0; /* never packed */
   return I8T_ROUND_UP(j->mc, j->uk->mr) * I8T_ROUND_UP(j->kc, j->uk->kr) *
          i8t_pack_elem_size(j->uk->a_elem);
 }
@@ -74,7 +81,12 @@ static i8t_pack_src offset_src(const i8t_pack_src *s, size_t r, size_t c) {
 typedef struct a_panel {
   const char *a;
   size_t row_bytes, group_bytes;
+  const void *const *rows; /* indirect A: MR row pointers (then `a` is unused) */
 } a_panel;
+
+/* Row pointers of an indirect tile (rows [row, row + m) of A, from tap t0 on)
+ * never exceed this many (i8t_gemm_u8s8s32_indirect_ok checks MR). */
+#define INDIRECT_MAX_MR 32
 
 /* A can skip packing when run_ex exists, rows are contiguous along K and the
  * source already is the packed element type with no shift. */
@@ -112,8 +124,14 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
   const i8t_gemm_ukernel *uk = j->uk;
   int full = m == uk->mr && n == uk->nr;
   if (uk->run_ex) {
-    i8t_ukernel_args args = {kc_pad, ap.a, ap.row_bytes, ap.group_bytes, bp, NULL, NULL, 0,
-                             !first_k, NULL};
+    i8t_ukernel_args args = {.kc = kc_pad, .a = ap.a, .a_row_bytes = ap.row_bytes,
+                             .a_group_bytes = ap.group_bytes, .b = bp,
+                             .accumulate = !first_k};
+    if (ap.rows) {
+      args.a_rows = ap.rows;
+      args.a_tap_bytes = j->ind->tap_pitch;
+      args.a_tap_groups = j->ind->tap_bytes / uk->kr;
+    }
     if (full) {
       args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
       args.c64 = j->c64 ? j->c64 + row * j->ldc + col : NULL;
@@ -133,6 +151,14 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
     uk->run(kc_pad, ap.a, bp, tile, uk->nr, 0);
   }
   add_tile(j, tile, row, col, m, n, first_k, corr);
+}
+
+/* The MR row pointers of an indirect tile: rows [row, row + m) of A moved
+ * to tap t0; rows past m repeat the first (their results are dropped). */
+static void indirect_tile_rows(const gemm_job *j, size_t row, size_t m, size_t t0,
+                               const void **rp) {
+  size_t skip = t0 * j->ind->tap_pitch;
+  for (size_t r = 0; r < j->uk->mr; r++) rp[r] = j->ind->rows[row + (r < m ? r : 0)] + skip;
 }
 
 /* The correction terms of NR columns from their column sums over the whole K
@@ -169,9 +195,12 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
       int first_m = row0 == task_row0; /* the one that sums the B panels */
       /* Rows [0, m_direct) of the block are read in place (whole panels, and
        * only when this KC block holds whole K groups); the rest are packed. */
-      size_t m_direct = j->a_in_place && kb % uk->kr == 0 ? mb / uk->mr * uk->mr : 0;
-      i8t_pack_src as = offset_src(&j->a, row0 + m_direct, pc);
-      if (mb > m_direct) pack_a(uk, &as, mb - m_direct, kb, apack);
+      size_t m_direct = j->ind ? mb
+                        : j->a_in_place && kb % uk->kr == 0 ? mb / uk->mr * uk->mr : 0;
+      if (mb > m_direct) {
+        i8t_pack_src as = offset_src(&j->a, row0 + m_direct, pc);
+        pack_a(uk, &as, mb - m_direct, kb, apack);
+      }
       for (size_t jr = 0; jr < nb; jr += uk->nr) {
         const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
         /* Summed just before its first tiles: the panel is then in L1. */
@@ -180,12 +209,17 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
         const int32_t *corr = sums && last_k ? sums + jr : NULL;
         for (size_t ir = 0; ir < mb; ir += uk->mr) {
           a_panel ap;
-          if (ir < m_direct) {
+          const void *rp[INDIRECT_MAX_MR];
+          if (j->ind) {
+            indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir), pc / j->ind->tap_bytes,
+                               rp);
+            ap = (a_panel){NULL, 0, uk->kr * a_esize, rp};
+          } else if (ir < m_direct) {
             ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
-                           uk->kr * a_esize};
+                           uk->kr * a_esize, NULL};
           } else {
             ap = (a_panel){apack + (ir - m_direct) / uk->mr * kc_pad * uk->mr * a_esize,
-                           uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize};
+                           uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize, NULL};
           }
           run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
                    I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
@@ -420,6 +454,45 @@ i8t_status i8t_gemm_s8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_
                             i8t_matrix B, int32_t *C, size_t ldc) {
   return gemm_x8s8s32(ctx, i8t_gemm_ukernel_for(table(), I8T_GEMM_S8S8S32, N), M, N, K, A,
                       I8T_PACK_S8, 0, B, C, ldc);
+}
+
+/* The u8s8 KC bound (as gemm_x8s8s32's) and, for an indirect A, the KC
+ * blocks: as few as fit, of whole taps, nearly equal. */
+static size_t u8s8_kc_limit(const i8t_gemm_ukernel *uk) {
+  return overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr);
+}
+
+static int indirect_ok(const i8t_gemm_ukernel *uk, size_t tap_bytes) {
+  return uk->run_ex && uk->a_elem == I8T_PACK_U8 && uk->mr <= INDIRECT_MAX_MR &&
+         tap_bytes > 0 && tap_bytes % uk->kr == 0 && tap_bytes <= u8s8_kc_limit(uk);
+}
+
+int i8t_gemm_u8s8s32_indirect_ok(size_t N, size_t tap_bytes) {
+  return indirect_ok(i8t_gemm_ukernel_for(table(), I8T_GEMM_U8S8S32, N), tap_bytes);
+}
+
+i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
+                                     const i8t_gemm_indirect_a *A, uint8_t a_zero_point,
+                                     i8t_matrix B, int32_t *C, size_t ldc) {
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_U8S8S32, N);
+  if (!A) return i8t_error(I8T_ERR_INVALID_ARG, "indirect GEMM: NULL A");
+  size_t K = A->taps * A->tap_bytes;
+  i8t_status st = check_common(M, N, K, A->rows, B.data, C, ldc);
+  if (st) return st;
+  if (K > I8T_GEMM_MAX_K)
+    return i8t_error(I8T_ERR_SHAPE, "indirect GEMM: K=%zu exceeds the int32-exact limit %d", K,
+                     I8T_GEMM_MAX_K);
+  if (!indirect_ok(uk, A->tap_bytes))
+    return i8t_error(I8T_ERR_UNSUPPORTED,
+                     "indirect GEMM: kernel %s cannot read taps of %zu bytes in place",
+                     uk->name, A->tap_bytes);
+  gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c32 = C, .ldc = ldc, .ind = A};
+  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
+                       i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
+  size_t max_taps = u8s8_kc_limit(uk) / A->tap_bytes, blocks = (A->taps + max_taps - 1) / max_taps;
+  j.kc = (A->taps + blocks - 1) / blocks * A->tap_bytes;
+  j.corr_factor = a_zero_point; /* A packed as raw u8: shift 0 */
+  return run_job(ctx, &j);
 }
 
 i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,

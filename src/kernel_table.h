@@ -88,6 +88,13 @@ typedef struct i8t_ukernel_args {
   size_t ldc; /* row stride of C, in elements */
   int accumulate;
   const int32_t *col_sub;
+  /* Optional indirect A (NULL: the addressing above, from a): the kc values
+   * of a row are kc / (KR * a_tap_groups) taps of a_tap_groups groups, group
+   * g of tap t of row r at a_rows[r] + t * a_tap_bytes + g * a_group_bytes
+   * (an implicit convolution: a tap is one window row of the input image,
+   * a_tap_bytes the image's row pitch; see i8t_gemm_u8s8s32_indirect). */
+  const void *const *a_rows; /* MR pointers */
+  size_t a_tap_bytes, a_tap_groups;
 } i8t_ukernel_args;
 typedef void (*i8t_gemm_ukernel_ex_fn)(const i8t_ukernel_args *args);
 
@@ -286,6 +293,27 @@ const i8t_gemm_ukernel *i8t_gemm_ukernel_for(const i8t_kernel_table *t, i8t_gemm
  * that will run (in the current table). Whole tiles are stored straight to
  * C; edge tiles go through a slower copy. */
 size_t i8t_gemm_panel_width(i8t_gemm_kind kind, size_t N);
+
+/* Indirect ("implicit") u8s8 GEMM: C[M x N] = (A - zp) * B[K x N] where row
+ * i of A is never stored as such: it is `taps` runs of tap_bytes bytes, run
+ * t at rows[i] + t * tap_pitch (K = taps * tap_bytes). A convolution passes
+ * one pointer per output pixel into its (padded) NHWC input, a tap being
+ * one window row (kernel * C contiguous bytes, pitch = the image row):
+ * no column matrix. The microkernel reads A where it is, so only where
+ * i8t_gemm_u8s8s32_indirect_ok holds (else I8T_ERR_UNSUPPORTED). */
+typedef struct i8t_gemm_indirect_a {
+  const uint8_t *const *rows; /* M pointers */
+  size_t taps, tap_bytes, tap_pitch;
+} i8t_gemm_indirect_a;
+
+/* Whether the current table runs an indirect u8s8 GEMM of N columns whose
+ * taps are tap_bytes long: the microkernel has run_ex, packs A as raw u8
+ * and tap_bytes is whole K groups within one KC block. */
+int i8t_gemm_u8s8s32_indirect_ok(size_t N, size_t tap_bytes);
+
+i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
+                                     const i8t_gemm_indirect_a *A, uint8_t a_zero_point,
+                                     i8t_matrix B, int32_t *C, size_t ldc);
 
 /* The table in use (filled on first call). Never NULL. */
 const i8t_kernel_table *i8t_kernels(void);

@@ -3,8 +3,8 @@
  *   - every packer of every table, byte for byte against the portable one,
  *     for row-major, transposed and doubly strided sources, sizes around
  *     MR / NR / KR (edge panels, K tails, zero padding);
- *   - every microkernel's entry points (run, and run_ex with A packed or
- *     read in place, int32 or int64 C, accumulation, the column correction)
+ *   - every microkernel's entry points (run, and run_ex with A packed,
+ *     read in place or indirect (row pointers and taps), int32 or int64 C, accumulation, the column correction)
  *     against a plain int64 product of the packed panels, at the extreme
  *     values each packed format can hold, and the column sums of its packed
  *     B panels (sum_b);
@@ -211,6 +211,19 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
         for (size_t k = 0; k < kc; k++)
           put(a_rows, r * lda + k, uk->a_elem,
               get(ap, ((k / uk->kr) * mr + r) * uk->kr + k % uk->kr, uk->a_elem));
+      /* The same A again, indirect: each row's kc values in taps of tap_groups
+       * groups, tap t of row r at rows[r] + t * pitch, the rows interleaved
+       * in reverse order within each pitch. */
+      size_t groups = kc / uk->kr, tap_groups = groups % 4 == 0 ? 4 : groups % 3 == 0 ? 3 : 1;
+      size_t tap_bytes = tap_groups * uk->kr * as, pitch = mr * tap_bytes + 12;
+      char *img = calloc(groups / tap_groups * pitch, 1);
+      const void *rows[64];
+      for (size_t r = 0; r < mr; r++) {
+        rows[r] = img + (mr - 1 - r) * tap_bytes;
+        for (size_t t = 0; t < groups / tap_groups; t++)
+          memcpy(img + t * pitch + (mr - 1 - r) * tap_bytes,
+                 (char *)a_rows + (r * lda + t * tap_groups * uk->kr) * as, tap_bytes);
+      }
       int32_t *c32 = malloc(mr * ldc * sizeof *c32), col_sub[64];
       int64_t *c64 = malloc(mr * ldc * sizeof *c64), *want = malloc(mr * nr * sizeof *want);
       for (size_t c = 0; c < nr; c++) col_sub[c] = test_rand_range(rng, -1000000, 1000000);
@@ -218,20 +231,30 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
         for (size_t c = 0; c < nr; c++) want[r * nr + c] = panel_dot(uk, ap, bp, kc, r, c);
       check_sum_b(uk, bp, kc, rng);
       if (kc > uk->kr) check_sum_b(uk, bp, kc - uk->kr, rng); /* a prefix is a panel too */
-      for (int mode = 0; mode < 6; mode++) {
+      for (int mode = 0; mode < 8; mode++) {
         /* 0 run, 1 run accumulate, 2 ex packed + col_sub + accumulate,
-         * 3 ex in place, 4 ex int64, 5 ex int64 accumulate in place */
+         * 3 ex in place, 4 ex int64, 5 ex int64 accumulate in place,
+         * 6 ex indirect + col_sub + accumulate, 7 ex int64 indirect */
         if (mode >= 2 && !uk->run_ex) break;
         for (size_t i = 0; i < mr * ldc; i++) c32[i] = (int32_t)i * 7 - 300, c64[i] = (int64_t)i * 1000003 - 5;
-        int acc = mode == 1 || mode == 2 || mode == 5, in_place = mode == 3 || mode == 5;
-        int sub = mode == 2;
+        int acc = mode == 1 || mode == 2 || mode == 5 || mode == 6;
+        int in_place = mode == 3 || mode == 5, wide = mode == 4 || mode == 5 || mode == 7;
+        int sub = mode == 2 || mode == 6;
         if (mode < 2) {
           uk->run(kc, ap, bp, c32, ldc, acc);
         } else {
-          i8t_ukernel_args args = {kc, in_place ? a_rows : ap, in_place ? lda * as : uk->kr * as,
-                                   in_place ? uk->kr * as : mr * uk->kr * as, bp,
-                                   mode >= 4 ? NULL : c32, mode >= 4 ? c64 : NULL, ldc, acc,
-                                   sub ? col_sub : NULL};
+          i8t_ukernel_args args = {.kc = kc, .a = in_place ? a_rows : ap,
+                                   .a_row_bytes = in_place ? lda * as : uk->kr * as,
+                                   .a_group_bytes = in_place ? uk->kr * as : mr * uk->kr * as,
+                                   .b = bp, .c32 = wide ? NULL : c32, .c64 = wide ? c64 : NULL,
+                                   .ldc = ldc, .accumulate = acc, .col_sub = sub ? col_sub : NULL};
+          if (mode >= 6) {
+            args.a = NULL;
+            args.a_group_bytes = uk->kr * as;
+            args.a_rows = rows;
+            args.a_tap_bytes = pitch;
+            args.a_tap_groups = tap_groups;
+          }
           uk->run_ex(&args);
         }
         for (size_t r = 0; r < mr; r++) {
@@ -239,7 +262,7 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
             size_t i = r * ldc + c;
             int64_t w = want[r * nr + c] - (sub ? col_sub[c] : 0);
             int64_t got;
-            if (mode >= 4) {
+            if (wide) {
               got = c64[i] - (acc ? (int64_t)i * 1000003 - 5 : 0);
             } else {
               got = (int32_t)((uint32_t)c32[i] - (acc ? (uint32_t)((int32_t)i * 7 - 300) : 0u));
@@ -249,11 +272,11 @@ static void check_entry_points(const i8t_gemm_ukernel *uk, uint64_t *rng) {
                        r, c, (long long)got, (long long)w);
           }
           for (size_t c = nr; c < ldc; c++) /* nothing outside the tile is written */
-            assert_true(mode >= 4 ? c64[r * ldc + c] == (int64_t)(r * ldc + c) * 1000003 - 5
+            assert_true(wide ? c64[r * ldc + c] == (int64_t)(r * ldc + c) * 1000003 - 5
                                   : c32[r * ldc + c] == (int32_t)(r * ldc + c) * 7 - 300);
         }
       }
-      free(ap), free(bp), free(a_rows), free(c32), free(c64), free(want);
+      free(ap), free(bp), free(a_rows), free(img), free(c32), free(c64), free(want);
     }
   }
 }

@@ -349,6 +349,7 @@ typedef struct fwd_job {
   uint8_t zp;
   const int8_t *w; /* [N x G*ld]: grouped_weights */
   size_t ld, G, N;  /* column matrix row bytes, row groups, GEMM width */
+  int indirect;     /* implicit GEMM: row pointers into x (see forward_gemm_indirect) */
   int32_t *y;
   const float *col_scale;
   size_t ncs;
@@ -400,21 +401,118 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
   if (j->smin) sample_range(y, g->out_rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
 }
 
-/* Samples [n0, n1): cols holds their columns, out their padded output (both
- * unused when not needed). */
+/* ------------------------------------------------------------------------ */
+/* Implicit GEMM: the forward without a column matrix                       */
+/* ------------------------------------------------------------------------ */
+
+/* In NHWC a window row of the input (kernel pixels of C channels) is one
+ * run of kernel * C bytes, and the next window row is an image row further
+ * on. So an output pixel's im2col row is `kernel` runs at one pointer, an
+ * image row apart: the indirect GEMM (kernel_table.h) reads them in place,
+ * given one pointer per output pixel. With padding, each sample is first
+ * copied into a zero-point padded image ((H + 2P) x (W + 2P) pixels: 1/k^2
+ * of the column matrix's bytes), so that every window is inside it. Where
+ * the table's u8s8 kernel cannot read A in place (AVX2 packs it to int16,
+ * generic, NEON), for taps of partial K groups (kernel * C not a multiple
+ * of 4), row-grouped outputs (G > 1) and the 1-channel stem, conv keeps
+ * im2col. */
+static int forward_indirect_ok(const nn_conv_geom *g, size_t G, size_t N) {
+  return !g->direct && g->s.in_c > 1 && G == 1 &&
+         i8t_gemm_u8s8s32_indirect_ok(N, (size_t)g->s.kernel * (size_t)g->s.in_c);
+}
+
+static size_t padded_image_bytes(const nn_conv_geom *g) {
+  if (g->s.pad == 0) return 0; /* rows point into x itself */
+  size_t hp = (size_t)(g->s.in_h + 2 * g->s.pad), wp = (size_t)(g->s.in_w + 2 * g->s.pad);
+  return I8T_ROUND_UP(hp * wp * (size_t)g->s.in_c, 64);
+}
+
+/* Buffer bytes per output row that forward_gemm_indirect needs (row
+ * pointers, padded images and the alignment of the images' start), in the
+ * units the chunk and scratch sizes count (bytes per output row). */
+static size_t indirect_row_bytes(const nn_conv_geom *g) {
+  size_t per_sample = g->out_rows * sizeof(void *) + padded_image_bytes(g) + 64;
+  return (per_sample + g->out_rows - 1) / g->out_rows;
+}
+
+/* dst = sample image src (h x w pixels of pixb bytes) framed by p pixels of
+ * pad_byte on every side. */
+static void pad_image(const uint8_t *src, size_t h, size_t w, size_t pixb, size_t p,
+                      uint8_t pad_byte, uint8_t *dst) {
+  size_t wpb = (w + 2 * p) * pixb, side = p * pixb, line = w * pixb;
+  memset(dst, pad_byte, p * wpb);
+  dst += p * wpb;
+  for (size_t y = 0; y < h; y++, dst += wpb, src += line) {
+    memset(dst, pad_byte, side);
+    memcpy(dst + side, src, line);
+    memset(dst + side + line, pad_byte, side);
+  }
+  memset(dst, pad_byte, p * wpb);
+}
+
+typedef struct indirect_rows_job {
+  const fwd_job *j;
+  size_t n0;
+  const uint8_t **rows; /* out_rows per sample */
+  uint8_t *images;      /* padded_image_bytes per sample (pad > 0) */
+} indirect_rows_job;
+
+/* One sample: its padded image (pad > 0), then a pointer per output pixel
+ * to its window's first byte (the image rows are `pitch` bytes apart). */
+static void indirect_rows_task(void *arg, size_t task, int worker) {
+  const indirect_rows_job *r = arg;
+  const nn_conv_geom *g = &r->j->g;
+  size_t C = (size_t)g->s.in_c, S = (size_t)g->s.stride, P = (size_t)g->s.pad;
+  size_t pitch = ((size_t)g->s.in_w + 2 * P) * C;
+  const uint8_t *img = r->j->x + (r->n0 + task) * g->in_rows * C;
+  (void)worker;
+  if (P > 0) {
+    uint8_t *dst = r->images + task * padded_image_bytes(g);
+    pad_image(img, (size_t)g->s.in_h, (size_t)g->s.in_w, C, P, r->j->zp, dst);
+    img = dst;
+  }
+  const uint8_t **rows = r->rows + task * g->out_rows;
+  for (size_t oy = 0; oy < g->oh; oy++) {
+    const uint8_t *line = img + oy * S * pitch;
+    for (size_t ox = 0; ox < g->ow; ox++) *rows++ = line + ox * S * C;
+  }
+}
+
+/* The block's GEMM over samples [n0, n1) into dst (rows N apart), from row
+ * pointers and padded images in buf (indirect_row_bytes per output row). */
+static i8t_status forward_gemm_indirect(const fwd_job *j, size_t n0, size_t n1, void *buf,
+                                        int32_t *dst) {
+  const nn_conv_geom *g = &j->g;
+  size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.in_c, k = (size_t)g->s.kernel;
+  indirect_rows_job r = {j, n0, buf,
+                         (uint8_t *)buf + I8T_ROUND_UP(m * sizeof(void *), 64)};
+  i8t_parallel_for(j->ws->ctx, n1 - n0, indirect_rows_task, &r);
+  i8t_gemm_indirect_a A = {r.rows, k, k * C, ((size_t)g->s.in_w + 2 * (size_t)g->s.pad) * C};
+  i8t_matrix B = {j->w, 1, j->ld};
+  return i8t_gemm_u8s8s32_indirect(j->ws->ctx, m, j->N, &A, j->zp, B, dst, j->N);
+}
+
+/* Samples [n0, n1): cols holds their columns (or, indirect, their row
+ * pointers and padded images), out their padded output (both unused when
+ * not needed). */
 static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols, int32_t *out) {
   const nn_conv_geom *g = &j->g;
   i8t_context *ctx = j->ws->ctx;
   size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c, Kg = j->G * j->ld;
-  const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
-  if (!g->direct) {
-    im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, j->ld);
-    a = cols;
-  }
   int padded_out = j->G == 1 && j->N != C;
   int32_t *dst = padded_out ? out : j->y + n0 * g->out_rows * C;
-  i8t_matrix A = {a, Kg, 1}, B = {j->w, 1, Kg};
-  i8t_status st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, j->zp, B, dst, j->N);
+  i8t_status st;
+  if (j->indirect) {
+    st = forward_gemm_indirect(j, n0, n1, cols, dst);
+  } else {
+    const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
+    if (!g->direct) {
+      im2col_samples(ctx, g, j->x, j->zp, n0, n1, cols, j->ld);
+      a = cols;
+    }
+    i8t_matrix A = {a, Kg, 1}, B = {j->w, 1, Kg};
+    st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, j->zp, B, dst, j->N);
+  }
   if (st || (!padded_out && !j->smin)) return st;
   fwd_finish f = {j, n0, padded_out ? out : NULL};
   i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);
@@ -452,7 +550,8 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
   j.ld = g->direct ? K : I8T_ROUND_UP(K, 4);
   j.G = row_groups(I8T_GEMM_U8S8S32, Co, g->out_rows, j.ld);
   j.N = j.G > 1 ? j.G * Co : padded(I8T_GEMM_U8S8S32, Co);
-  size_t col_bytes = g->direct ? 0 : j.ld;
+  j.indirect = forward_indirect_ok(g, j.G, j.N);
+  size_t col_bytes = g->direct ? 0 : j.indirect ? indirect_row_bytes(g) : j.ld;
   size_t out_bytes = j.G == 1 && j.N != Co ? j.N * sizeof(int32_t) : 0;
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;

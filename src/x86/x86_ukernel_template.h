@@ -27,8 +27,25 @@
 #define UK_CAT(a, b) UK_CAT2(a, b)
 #define UK_TILE UK_CAT(UK_NAME, _tile)
 
+/* One K group of the tile: NV vectors of B from b (then b moves to the next
+ * group), and for each row r (the loop variable ROW_ADDR is written in) the
+ * 4 bytes of A at ROW_ADDR broadcast and dotted into acc[r]. */
+#define UK_GROUP(ROW_ADDR)                                                              \
+  do {                                                                                 \
+    i8t_vi bv[UK_NV];                                                                  \
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)                            \
+      bv[v] = vi_load(b + v * 4 * I8T_VLANES);                                         \
+    _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {                         \
+      i8t_vi av = vi_bcast32(ROW_ADDR);                                                \
+      _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)                          \
+        acc[r][v] = UK_DOT(acc[r][v], av, bv[v]);                                      \
+    }                                                                                  \
+    b += 4 * UK_NV * I8T_VLANES;                                                       \
+  } while (0)
+
 /* The whole tile: inlined into both entry points, so that the packed-A
- * strides of UK_NAME are compile-time constants. */
+ * strides of UK_NAME are compile-time constants (and its indirect branch
+ * drops out). */
 static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args *p) {
   const char *a = p->a, *b = p->b;
   const size_t a_row = p->a_row_bytes, a_group = p->a_group_bytes;
@@ -36,15 +53,16 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
   _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
     _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
   }
-  for (size_t g = p->kc / UK_KR; g > 0; g--) {
-    i8t_vi bv[UK_NV];
-    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) bv[v] = vi_load(b + v * 4 * I8T_VLANES);
-    _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
-      i8t_vi av = vi_bcast32(a + r * a_row);
-      _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = UK_DOT(acc[r][v], av, bv[v]);
+  if (p->a_rows) { /* indirect A: taps of a_tap_groups groups per row pointer */
+    const size_t tap_bytes = p->a_tap_groups * a_group;
+    const char *rows[UK_MR];
+    _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] = p->a_rows[r];
+    for (size_t t = p->kc / (UK_KR * p->a_tap_groups); t > 0; t--) {
+      for (size_t off = 0; off < tap_bytes; off += a_group) UK_GROUP(rows[r] + off);
+      _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] += p->a_tap_bytes;
     }
-    a += a_group;
-    b += 4 * UK_NV * I8T_VLANES;
+  } else {
+    for (size_t g = p->kc / UK_KR; g > 0; g--, a += a_group) UK_GROUP(a + r * a_row);
   }
   if (p->c64) {
     _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
@@ -69,8 +87,9 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
 
 void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, size_t ldc,
              int accumulate) {
-  const i8t_ukernel_args p = {kc, a_packed, 4, UK_MR * 4, b_packed, c, NULL, ldc,
-                              accumulate, NULL};
+  const i8t_ukernel_args p = {.kc = kc, .a = a_packed, .a_row_bytes = 4,
+                              .a_group_bytes = UK_MR * 4, .b = b_packed, .c32 = c,
+                              .ldc = ldc, .accumulate = accumulate};
   UK_TILE(&p);
 }
 
@@ -111,6 +130,7 @@ void UK_SUM_NAME(const i8t_gemm_ukernel *uk, size_t kc_pad, const void *b_panel,
 #endif
 
 #undef UK_TILE
+#undef UK_GROUP
 #undef UK_CAT
 #undef UK_CAT2
 #undef UK_NAME

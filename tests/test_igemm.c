@@ -1,0 +1,244 @@
+/* The implicit ("indirect") GEMM of the int8 conv forward: the indirect u8s8
+ * GEMM against a plain int64 product (row pointers anywhere, aliased rows,
+ * edge tiles, several KC blocks of whole taps, 1-3 threads), and the conv
+ * forward, which takes it where the kernel can, against a direct integer
+ * convolution on every ISA (the others keep im2col): borders, strides,
+ * kernels 1 / 3 / 5, pads 0-2, 4-128 channels, random and extreme values. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "isa_list.h"
+#include "kernel_table.h"
+#include "nn/nn_conv.h"
+#include "test_util.h"
+
+/* ------------------------------------------------------------------------ */
+/* The indirect GEMM itself                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Row i of A: taps runs of tap_bytes at rows[i] + t * pitch. */
+static int64_t indirect_ref(const uint8_t *const *rows, size_t taps, size_t tap_bytes,
+                            size_t pitch, int zp, const int8_t *b, size_t N, size_t i,
+                            size_t n) {
+  int64_t acc = 0;
+  for (size_t t = 0; t < taps; t++)
+    for (size_t k = 0; k < tap_bytes; k++)
+      acc += (int64_t)(rows[i][t * pitch + k] - zp) * b[(t * tap_bytes + k) * N + n];
+  return acc;
+}
+
+/* ctxs: no context (the calling thread) and one of 3 workers. */
+static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, size_t taps,
+                                size_t tap_bytes, int extremes, uint64_t *rng) {
+  size_t K = taps * tap_bytes, pitch = tap_bytes + 36, span = taps * pitch + 64;
+  size_t img_bytes = 8 * span; /* rows start anywhere in 8 windows' room */
+  uint8_t *img = malloc(img_bytes);
+  int8_t *b = malloc(K * N);
+  const uint8_t **rows = malloc(M * sizeof *rows);
+  int32_t *c = malloc(M * (N + 3) * sizeof *c);
+  int zp = extremes ? 255 : test_rand_range(rng, 0, 255);
+  for (size_t i = 0; i < img_bytes; i++)
+    img[i] = (uint8_t)(extremes ? 0 : test_rand_range(rng, 0, 255));
+  for (size_t i = 0; i < K * N; i++)
+    b[i] = (int8_t)(extremes ? 127 : test_rand_range(rng, -127, 127));
+  for (size_t i = 0; i < M; i++) /* every third row aliases the one before */
+    rows[i] = i % 3 == 2 ? rows[i - 1]
+                         : img + (size_t)test_rand_range(rng, 0, (int32_t)(7 * span));
+  for (int ci = 0; ci < 2; ci++) {
+    i8t_context *ctx = ctxs[ci];
+    memset(c, 0x55, M * (N + 3) * sizeof *c);
+    i8t_gemm_indirect_a A = {rows, taps, tap_bytes, pitch};
+    i8t_matrix B = {b, N, 1};
+    i8t_status st = i8t_gemm_u8s8s32_indirect(ctx, M, N, &A, (uint8_t)zp, B, c, N + 3);
+    if (!i8t_gemm_u8s8s32_indirect_ok(N, tap_bytes)) {
+      assert_int_equal(st, I8T_ERR_UNSUPPORTED);
+    } else {
+      assert_int_equal(st, I8T_OK);
+      for (size_t i = 0; i < M; i++) {
+        for (size_t n = 0; n < N; n++) {
+          int64_t want = indirect_ref(rows, taps, tap_bytes, pitch, zp, b, N, i, n);
+          if (c[i * (N + 3) + n] != want)
+            fail_msg("indirect M=%zu N=%zu taps=%zu x %zu: C[%zu][%zu] = %d, expected %lld", M,
+                     N, taps, tap_bytes, i, n, c[i * (N + 3) + n], (long long)want);
+        }
+        for (size_t n = N; n < N + 3; n++) assert_true(c[i * (N + 3) + n] == 0x55555555);
+      }
+    }
+  }
+  free(img), free(b), free(rows), free(c);
+}
+
+static void check_indirect_gemms(void) {
+  uint64_t rng = 4242;
+  /* taps x tap_bytes: one group; a 16-channel 3x3 window; more taps than one
+   * KC block holds (1024 on AVX-512: blocks of 2 taps of 400); taps of a
+   * whole block; a tap longer than a block and one of partial K groups
+   * (both unsupported). */
+  static const size_t tapss[][2] = {{1, 4}, {3, 48}, {6, 400}, {2, 1024}, {1, 1028}, {3, 6}};
+  static const size_t Ms[] = {1, 15, 17, 100}, Ns[] = {1, 16, 17, 40};
+  i8t_context *ctxs[2] = {NULL, NULL};
+  i8t_workspace *ws = test_workspace(3, &ctxs[1]);
+  for (size_t t = 0; t < sizeof tapss / sizeof tapss[0]; t++)
+    for (size_t m = 0; m < 4; m++)
+      for (size_t n = 0; n < 4; n++)
+        check_indirect_gemm(ctxs, Ms[m], Ns[n], tapss[t][0], tapss[t][1], 0, &rng);
+  /* Largest products: (0 - 255) * 127 over K = 2048. */
+  check_indirect_gemm(ctxs, 33, 32, 2, 1024, 1, &rng);
+  check_indirect_gemm(ctxs, 33, 16, 6, 400, 1, &rng);
+  test_workspace_free(ws, ctxs[1]);
+}
+
+/* Bad arguments: clear statuses, nothing written. */
+static void check_indirect_errors(void) {
+  uint8_t img[64] = {0};
+  const uint8_t *rows[2] = {img, img};
+  int8_t b[64] = {0};
+  int32_t c[4] = {7, 7, 7, 7};
+  i8t_gemm_indirect_a A = {rows, 2, 16, 16};
+  i8t_matrix B = {b, 2, 1};
+  assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, NULL, 0, B, c, 2), I8T_ERR_INVALID_ARG);
+  i8t_gemm_indirect_a none = {NULL, 2, 16, 16};
+  assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &none, 0, B, c, 2), I8T_ERR_INVALID_ARG);
+  assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 0, 2, &A, 0, B, c, 2), I8T_ERR_SHAPE);
+  assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &A, 0, B, c, 1), I8T_ERR_SHAPE);
+  i8t_gemm_indirect_a odd = {rows, 2, 6, 16};
+  assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &odd, 0, B, c, 2), I8T_ERR_UNSUPPORTED);
+  for (int i = 0; i < 4; i++) assert_int_equal(c[i], 7);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The conv forward through it                                              */
+/* ------------------------------------------------------------------------ */
+
+static void conv_forward_ref(const i8t_conv_shape *s, const uint8_t *x, int zp, const int8_t *w,
+                             int64_t *y) {
+  int oh = i8t_conv_out_h(s), ow = i8t_conv_out_w(s), k = s->kernel, K = (int)i8t_conv_k(s);
+  for (int n = 0; n < s->batch; n++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++)
+        for (int co = 0; co < s->out_c; co++) {
+          int64_t acc = 0;
+          for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+              int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+              if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) continue; /* x - zp = 0 */
+              const uint8_t *px = x + ((size_t)(n * s->in_h + iy) * s->in_w + ix) * s->in_c;
+              const int8_t *wk = w + (size_t)co * K + (size_t)(ky * k + kx) * s->in_c;
+              for (int ci = 0; ci < s->in_c; ci++) acc += (int64_t)(px[ci] - zp) * wk[ci];
+            }
+          y[((size_t)(n * oh + oy) * ow + ox) * s->out_c + co] = acc;
+        }
+}
+
+/* Values of mode 0 random (zp random), 1 all 255 against zp 0 and +127
+ * weights (largest sums), 2 all 0 against zp 255 (smallest), 3 0 / 255 at
+ * random against zp 128 with +-127 weights. */
+static void fill_conv(int mode, uint64_t *rng, uint8_t *x, size_t nx, int8_t *w, size_t nw,
+                      int *zp) {
+  static const int zps[] = {-1, 0, 255, 128};
+  *zp = mode == 0 ? test_rand_range(rng, 0, 255) : zps[mode];
+  for (size_t i = 0; i < nx; i++)
+    x[i] = (uint8_t)(mode == 0   ? test_rand_range(rng, 0, 255)
+                     : mode == 1 ? 255
+                     : mode == 2 ? 0
+                                 : 255 * test_rand_range(rng, 0, 1));
+  for (size_t i = 0; i < nw; i++)
+    w[i] = (int8_t)(mode == 0 ? test_rand_range(rng, -127, 127)
+                    : mode == 3 ? (test_rand_range(rng, 0, 1) ? 127 : -127)
+                                : 127);
+}
+
+/* Conv forward layouts (nn_conv.h's hook): by shape, batched one sample per
+ * chunk, one block of samples per task. */
+static const struct {
+  int layout;
+  size_t chunk_bytes;
+} layouts[] = {{0, 0}, {1, 1}, {2, 0}};
+
+/* Returns whether the shape ran the indirect GEMM on the current table.
+ * wss: workspaces of 1 and 2 threads. */
+static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uint64_t *rng) {
+  size_t nx = (size_t)s.batch * s.in_h * s.in_w * s.in_c, nw = (size_t)s.out_c * i8t_conv_k(&s);
+  size_t ny = (size_t)s.batch * i8t_conv_out_h(&s) * i8t_conv_out_w(&s) * s.out_c;
+  uint8_t *x = malloc(nx);
+  int8_t *w = malloc(nw);
+  int32_t *y = malloc(ny * sizeof *y);
+  int64_t *ref = malloc(ny * sizeof *ref);
+  for (int mode = 0; mode < 4; mode++) {
+    int zp;
+    fill_conv(mode, rng, x, nx, w, nw, &zp);
+    conv_forward_ref(&s, x, zp, w, ref);
+    for (int threads = 1; threads <= 2; threads++) {
+      i8t_workspace *ws = wss[threads - 1];
+      for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
+        i8t_conv_layout_for_tests(layouts[l].layout, layouts[l].chunk_bytes);
+        memset(y, 0x55, ny * sizeof *y);
+        assert_int_equal(
+            i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, NULL, 0, NULL, NULL), I8T_OK);
+        for (size_t i = 0; i < ny; i++)
+          if (y[i] != ref[i])
+            fail_msg("conv %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, layout %zu: "
+                     "y[%zu] = %d, expected %lld",
+                     s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode,
+                     threads, l, i, y[i], (long long)ref[i]);
+      }
+      i8t_conv_layout_for_tests(0, 0);
+    }
+  }
+  free(x), free(w), free(y), free(ref);
+  /* The conv's rule (conv.c forward_indirect_ok) for the shapes below, all
+   * of one row group: not 1x1 stride 1 unpadded, more than one channel. */
+  size_t N = I8T_ROUND_UP((size_t)s.out_c, i8t_gemm_panel_width(I8T_GEMM_U8S8S32, s.out_c));
+  return !(s.kernel == 1 && s.stride == 1 && s.pad == 0) && s.in_c > 1 &&
+         i8t_gemm_u8s8s32_indirect_ok(N, (size_t)s.kernel * s.in_c);
+}
+
+static void check_conv_shapes(i8t_isa isa) {
+  /* batch, in_h, in_w, in_c, out_c, kernel, stride, pad */
+  static const i8t_conv_shape shapes[] = {
+      {3, 14, 14, 16, 16, 3, 1, 1}, /* 196 rows per sample: tiles across samples */
+      {2, 9, 7, 4, 16, 3, 1, 1},    {2, 8, 8, 8, 16, 3, 2, 1},  {2, 7, 9, 32, 32, 3, 1, 1},
+      {2, 6, 6, 64, 64, 3, 2, 1},   {2, 10, 10, 16, 32, 5, 1, 2}, {2, 9, 11, 8, 16, 5, 2, 2},
+      {2, 10, 10, 16, 16, 1, 2, 0}, {2, 8, 8, 16, 16, 3, 1, 0}, {2, 9, 9, 16, 16, 3, 2, 0},
+      {2, 3, 3, 16, 20, 3, 1, 2},   /* windows wholly in the padding */
+      {2, 2, 9, 16, 16, 3, 1, 1},   {2, 6, 6, 8, 40, 3, 1, 1},  {2, 5, 5, 4, 8, 3, 1, 1},
+      {1, 4, 4, 128, 16, 3, 1, 1},  /* K = 1152: KC blocks of whole taps */
+      {2, 5, 5, 6, 16, 3, 1, 1},    /* taps of 18 bytes: im2col */
+  };
+  uint64_t rng = 77;
+  int indirect = 0;
+  i8t_context *ctx1, *ctx2;
+  i8t_workspace *wss[2] = {test_workspace(1, &ctx1), test_workspace(2, &ctx2)};
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    indirect += check_conv_forward(wss, shapes[i], &rng);
+  test_workspace_free(wss[0], ctx1);
+  test_workspace_free(wss[1], ctx2);
+  /* The ISA whose kernel reads A in place must have taken the indirect path. */
+  if (isa == I8T_ISA_AVX512VNNI) assert_int_equal(indirect, 15);
+}
+
+#define DEFINE_ISA_TESTS(name, isa)                      \
+  static void test_indirect_gemm_##name(void **state) {  \
+    i8t_isa before = i8t_isa_selected();                 \
+    (void)state;                                         \
+    test_select_isa_or_skip(isa);                        \
+    check_indirect_gemms();                              \
+    check_indirect_errors();                             \
+    assert_int_equal(i8t_isa_select(before), I8T_OK);    \
+  }                                                      \
+  static void test_conv_forward_##name(void **state) {   \
+    i8t_isa before = i8t_isa_selected();                 \
+    (void)state;                                         \
+    test_select_isa_or_skip(isa);                        \
+    check_conv_shapes(isa);                              \
+    assert_int_equal(i8t_isa_select(before), I8T_OK);    \
+  }
+I8T_TEST_ISAS(DEFINE_ISA_TESTS)
+
+#define ISA_TEST_ENTRIES(name, isa) \
+  cmocka_unit_test(test_indirect_gemm_##name), cmocka_unit_test(test_conv_forward_##name),
+
+int main(void) {
+  const struct CMUnitTest tests[] = {I8T_TEST_ISAS(ISA_TEST_ENTRIES)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
