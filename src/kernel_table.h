@@ -234,8 +234,10 @@ typedef struct i8t_grad_span {
   unsigned char s8[I8T_GRAD_SPAN_MAX];
   const uint8_t *mask;
 } i8t_grad_span;
-/* max |v| over the span's n elements (0 for n = 0), NaN if any is NaN or Inf. */
-typedef float (*i8t_grad_sum_absmax_fn)(size_t n, const i8t_grad_span *s);
+/* max |v| over the span's n elements (0 for n = 0), NaN if any is NaN or Inf;
+ * when out is not NULL, also out[i] = v. out may be the memory of an int32
+ * source (the sum replacing it): each element is read before it is written. */
+typedef float (*i8t_grad_sum_absmax_fn)(size_t n, const i8t_grad_span *s, float *out);
 /* q[i] = clamp(R(v * inv_scale), -127, 127), R as quantize_f32_s8. */
 typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, float inv_scale,
                                             i8t_noise noise, int8_t *q);

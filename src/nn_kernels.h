@@ -38,7 +38,7 @@
   void i8t_bn_col_sums_portable__##SFX(size_t rows, size_t C, const int8_t *g,               \
                                        const uint8_t *x, int32_t *sg, int32_t *sgq,          \
                                        uint32_t *sq, int8_t *gmin, int8_t *gmax);       \
-  float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s);                        \
+  float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s, float *out);                    \
   void i8t_grad_sum_quantize_s8__##SFX(size_t n, const i8t_grad_span *s, float inv_scale,    \
                                        i8t_noise noise, int8_t *q);
 

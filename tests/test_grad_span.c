@@ -89,14 +89,48 @@ static i8t_grad_span make_span(span_data *d, const char *kinds, int mask_mode, s
   return s;
 }
 
+static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* The absmax kernel storing the sums: into a separate buffer, then in
+ * place over a copy of the first int32 source (when there is one). */
+static void check_sum_out(const i8t_kernel_table *t, const i8t_grad_span *s, size_t n,
+                          const float *v, float m) {
+  static float out[MAXN + 1];
+  static int32_t inplace[MAXN + 1];
+  out[n] = 7.0f;
+  float a = t->grad_sum_absmax.run(n, s, out);
+  assert_true(a == m || (a != a && m != m));
+  for (size_t i = 0; i < n; i++)
+    if (!same_float(out[i], v[i]))
+      fail_msg("%s n=%zu sum[%zu] = %g vs %g", t->grad_sum_absmax.name, n, i, (double)out[i],
+               (double)v[i]);
+  assert_true(out[n] == 7.0f); /* nothing written past n */
+  int k = 0;
+  while (k < s->n_src && s->s8[k]) k++;
+  if (k == s->n_src) return;
+  i8t_grad_span l = *s;
+  memcpy(inplace, s->src[k], n * sizeof *inplace);
+  l.src[k] = inplace;
+  a = t->grad_sum_absmax.run(n, &l, (float *)(void *)inplace);
+  assert_true(a == m || (a != a && m != m));
+  for (size_t i = 0; i < n; i++) {
+    float got;
+    memcpy(&got, &inplace[i], sizeof got);
+    if (!same_float(got, v[i]))
+      fail_msg("%s n=%zu in place: sum[%zu] = %g vs %g", t->grad_sum_absmax.name, n, i,
+               (double)got, (double)v[i]);
+  }
+}
+
 static void check_span(const i8t_kernel_table *t, const i8t_grad_span *s, size_t n,
                        uint64_t *rng) {
   static float v[MAXN];
   static int8_t want[MAXN], got[MAXN];
   ref_sum(s, n, v);
-  float m = ref_absmax(v, n), a = t->grad_sum_absmax.run(n, s);
+  float m = ref_absmax(v, n), a = t->grad_sum_absmax.run(n, s, NULL);
   if (!(a == m || (a != a && m != m)))
     fail_msg("%s n=%zu absmax %g vs %g", t->grad_sum_absmax.name, n, (double)a, (double)m);
+  check_sum_out(t, s, n, v, m);
   for (int mode = 0; mode < 3; mode++) {
     /* exact scale, saturating (4x too fine), nearest rounding */
     float inv = (m > 0.0f && isfinite(m) ? 127.0f / m : 1.0f) * (mode == 1 ? 4.0f : 1.0f);
@@ -137,10 +171,10 @@ static void check_kernels(i8t_isa isa) {
   i8t_grad_span s = make_span(&d, "41", 1, 0, &rng);
   s.sc[0] = 1e38f;
   d.mask[40] = 1, d.s32[0][40] = INT32_MAX;
-  float a = t->grad_sum_absmax.run(100, &s);
+  float a = t->grad_sum_absmax.run(100, &s, NULL);
   assert_true(a != a);
   for (size_t i = 0; i < 100; i++) d.mask[i] = d.s32[0][i] > 1 || d.s32[0][i] < -1 ? 0 : 1;
-  a = t->grad_sum_absmax.run(100, &s);
+  a = t->grad_sum_absmax.run(100, &s, NULL);
   assert_true(isfinite(a));
 }
 
@@ -222,8 +256,8 @@ static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mo
      * backward given its maximum: the same bytes and scale. */
     size_t rows = sh.batch * sh.spatial, cut = rows / 3;
     float a0, a1;
-    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, 0, cut, &a0), I8T_OK);
-    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, cut, rows, &a1), I8T_OK);
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, 0, cut, &a0, NULL), I8T_OK);
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, cut, rows, &a1, NULL), I8T_OK);
     float absmax = a0 > a1 ? a0 : a1;
     assert_true(i8t_qparams_symmetric(absmax, 8).scale == ws_scale);
     memset(got, 0x55, n);
@@ -232,6 +266,19 @@ static void check_backward_case(i8t_act_shape sh, const char *kinds, int mask_mo
                      I8T_OK);
     assert_true(got_scale == ws_scale);
     assert_memory_equal(got, want, n);
+    /* The sum itself as the one float source, unmasked: the same bytes. */
+    float *sum = malloc(n * sizeof *sum), s0, s1;
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, 0, cut, &s0, sum), I8T_OK);
+    assert_int_equal(i8t_grad_sum_absmax_u8(src, ns, mk, sh, cut, rows, &s1, sum), I8T_OK);
+    assert_true(s0 == a0 && s1 == a1);
+    i8t_grad_src folded = {I8T_GRAD_F32, sum, 1.0f};
+    memset(got, 0x55, n);
+    assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, &folded, 1, NULL, sh, absmax, r,
+                                                         got, &got_scale),
+                     I8T_OK);
+    assert_true(got_scale == ws_scale);
+    assert_memory_equal(got, want, n);
+    free(sum);
     test_workspace_free(ws, ctx);
   }
   for (int k = 0; k < ns; k++) free(bufs[k]);
@@ -264,27 +311,27 @@ static void test_absmax_errors(void **state) {
   i8t_act_shape sh = {2, 2, 2};
   i8t_grad_src src[2] = {{I8T_GRAD_S32, g32, 0.5f}, {I8T_GRAD_S8, g8, 1.0f}};
   float m;
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m), I8T_OK);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m, NULL), I8T_OK);
   assert_true(m == 3.5f); /* -8 * 0.5 is masked */
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, NULL, sh, 1, 2, &m), I8T_OK);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, NULL, sh, 1, 2, &m, NULL), I8T_OK);
   assert_true(m == 2.0f); /* row 1: 1.5, -2 */
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 5, &m), I8T_ERR_SHAPE);
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 3, 2, &m), I8T_ERR_SHAPE);
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, NULL), I8T_ERR_INVALID_ARG);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 5, &m, NULL), I8T_ERR_SHAPE);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 3, 2, &m, NULL), I8T_ERR_SHAPE);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, NULL, NULL), I8T_ERR_INVALID_ARG);
   i8t_grad_src with_f32[2] = {src[0], {I8T_GRAD_F32, f, 1.0f}};
-  assert_int_equal(i8t_grad_sum_absmax_u8(with_f32, 2, mask, sh, 0, 4, &m), I8T_ERR_INVALID_ARG);
+  assert_int_equal(i8t_grad_sum_absmax_u8(with_f32, 2, mask, sh, 0, 4, &m, NULL), I8T_ERR_INVALID_ARG);
   i8t_context *ctx;
   i8t_workspace *ws = test_workspace(1, &ctx);
   int8_t q[8];
   float scale;
   i8t_rounding r = {1, 7, 0};
-  assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, with_f32, 2, mask, sh, 1.0f, r, q,
+  assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, with_f32, 2, mask, sh, 4.0f, r, q,
                                                        &scale),
-                   I8T_ERR_INVALID_ARG);
+                   I8T_OK); /* float sources take the unfused quantize pass */
   assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, src, 2, mask, sh, -1.0f, r, q, &scale),
                    I8T_ERR_INVALID_ARG);
   src[0].scale = INFINITY; /* 0 * inf is NaN, the others inf */
-  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m), I8T_OK);
+  assert_int_equal(i8t_grad_sum_absmax_u8(src, 2, mask, sh, 0, 4, &m, NULL), I8T_OK);
   assert_true(m != m);
   assert_int_equal(i8t_sum_act_backward_mask_absmax_u8(ws, src, 2, mask, sh, m, r, q, &scale),
                    I8T_ERR_NONFINITE);

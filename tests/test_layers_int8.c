@@ -75,16 +75,24 @@ static void check_backward_data_absmax(i8t_workspace *ws, const i8t_conv_shape *
     mask[i] = (uint8_t)(test_rand(&rng) % 3 != 0);
   }
   i8t_grad_src other = {I8T_GRAD_S8, g8, 3e-3f};
-  for (int masked = 1; masked >= 0; masked--) {
-    i8t_grad_sum_ref sum = {&other, 1, 1e-7f, masked ? mask : NULL};
+  for (int mode = 0; mode < 3; mode++) { /* masked; unmasked; masked, sum replacing dx */
+    const int masked = mode != 1, in_place = mode == 2;
+    i8t_grad_sum_ref sum = {&other, 1, 1e-7f, masked ? mask : NULL,
+                            in_place ? (float *)(void *)dx : NULL};
     float got = -1.0f, want = 0.0f;
     assert_int_equal(i8t_conv2d_backward_data_absmax_s8(ws, s, dy8, w, dx, &sum, &got), I8T_OK);
     for (size_t i = 0; i < nx; i++) {
-      assert_true(dx[i] == rdx[i]);
       float v = 0.0f + other.scale * (float)g8[i];
       v = v + sum.dx_scale * (float)(int32_t)rdx[i];
       if (masked && !mask[i]) v = 0.0f;
       want = fabsf(v) > want ? fabsf(v) : want;
+      if (!in_place) {
+        assert_true(dx[i] == rdx[i]);
+      } else {
+        float g;
+        memcpy(&g, &dx[i], sizeof g);
+        assert_true(g == v);
+      }
     }
     assert_true(got == want);
   }

@@ -333,10 +333,15 @@ i8t_status i8t_sum_act_backward_mask_u8(i8t_workspace *ws, const i8t_grad_src *s
  * over all rows, passed to i8t_sum_act_backward_mask_absmax_u8, saves that
  * function its own pass: a pass producing a source can take the maximum of
  * each block while it is in cache (i8t_conv2d_backward_data_absmax_s8).
- * Sources must not be I8T_GRAD_F32. */
+ * When sum_out is not NULL, g itself is written to sum_out[row * channels +
+ * c] for those rows; sum_out may be the data of an I8T_GRAD_S32 source (g
+ * then replaces it; each element is read before it is written). g as the
+ * one source {I8T_GRAD_F32, sum_out, 1.0f}, with no mask, gives the same
+ * backward result as the sources and mask it sums. Sources must not be
+ * I8T_GRAD_F32. */
 i8t_status i8t_grad_sum_absmax_u8(const i8t_grad_src *srcs, int nsrcs, const uint8_t *relu_mask,
-                                  i8t_act_shape shape, size_t row0, size_t row1,
-                                  float *absmax);
+                                  i8t_act_shape shape, size_t row0, size_t row1, float *absmax,
+                                  float *sum_out);
 /** i8t_sum_act_backward_mask_u8 given max |g| over the whole activation
  * (from i8t_grad_sum_absmax_u8 on the same sources and mask): one pass over
  * the sources instead of two, the same result bit for bit. A NaN absmax is
@@ -355,11 +360,14 @@ typedef struct i8t_grad_sum_ref {
   int nothers;                /**< 0 to 7 */
   float dx_scale;
   const uint8_t *relu_mask;   /**< as in i8t_sum_act_backward_mask_u8 (NULL: no ReLU) */
+  float *sum_out; /**< NULL, or where the sum g goes (as in i8t_grad_sum_absmax_u8);
+                       (float *)dx: g replaces dx */
 } i8t_grad_sum_ref;
 /** i8t_conv2d_backward_data_s8 that also returns *absmax, max |g| of that
  * gradient sum over the whole input activation (i8t_grad_sum_absmax_u8 over
- * all its rows): each block of samples is reduced right after its dx is
- * written, while it is in cache, instead of in a later pass over memory. */
+ * all its rows), and writes g to sum->sum_out if set: each block of samples
+ * is reduced right after its dx is written, while it is in cache, instead of
+ * in later passes over memory. */
 i8t_status i8t_conv2d_backward_data_absmax_s8(i8t_workspace *ws, const i8t_conv_shape *s,
                                               const int8_t *dy, const int8_t *w, int32_t *dx,
                                               const i8t_grad_sum_ref *sum, float *absmax);

@@ -4,6 +4,8 @@
  * compiler flags; elementwise float operations without contraction
  * (-ffp-contract=off) and integer reductions round the same at any width,
  * so every instance is bit-identical to the generic one. */
+#include <string.h>
+
 #include "../nn_kernels.h"
 
 #ifndef I8T_NN_SFX
@@ -190,13 +192,14 @@ static void I8T_NN_FN(grad_tile)(const i8t_grad_span *s, size_t i0, size_t m,
   }
 }
 
-float I8T_NN_FN(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+float I8T_NN_FN(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s, float *out) {
   float t[I8T_NN_GRAD_TILE], lo = INFINITY, hi = -INFINITY;
   int bad = 0;
   if (n == 0) return 0.0f;
   for (size_t i0 = 0; i0 < n; i0 += I8T_NN_GRAD_TILE) {
     size_t m = n - i0 < I8T_NN_GRAD_TILE ? n - i0 : I8T_NN_GRAD_TILE;
-    I8T_NN_FN(grad_tile)(s, i0, m, t);
+    I8T_NN_FN(grad_tile)(s, i0, m, t); /* the tile's sources are read first */
+    if (out) memcpy(out + i0, t, m * sizeof *t);
     for (size_t i = 0; i < m; i++) {
       bad |= !isfinite(t[i]);
       lo = t[i] < lo ? t[i] : lo;

@@ -311,6 +311,23 @@ static void backward_quantize_task(void *arg, size_t task, int worker) {
   for_blocks(j, worker, r0, I8T_MIN(rows, r0 + j->per), quantize_block);
 }
 
+/* A gradient that already is the masked sum (i8t_grad_sum_absmax_u8's
+ * sum_out: one float source of scale 1, no ReLU) is quantized straight from
+ * it, with the rule and stream of quantize_block (0 + 1 * v is v). */
+static int ready_gradient(const sum_act_job *j) {
+  return j->ns == 1 && j->srcs[0].kind == I8T_GRAD_F32 && j->srcs[0].scale == 1.0f && !j->relu;
+}
+
+static void ready_quantize_task(void *arg, size_t task, int worker) {
+  sum_act_job *j = arg;
+  (void)worker;
+  const size_t C = j->sh.channels, rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
+  const size_t n = (I8T_MIN(rows, r0 + j->per) - r0) * C;
+  const float *v = (const float *)j->srcs[0].data + r0 * C;
+  nn_errors_set(&j->err,
+                i8t_quantize_f32_s8(v, n, j->p, nn_round_at(j->r, r0 * C), j->gpre + r0 * C));
+}
+
 /* The fused path: int32, int8 and pooled sources with stored ReLU bytes (or
  * no ReLU) are summed, masked and reduced or quantized in one kernel call
  * per span, reading the sources directly (kernel_table.h, i8t_grad_span).
@@ -352,16 +369,17 @@ static i8t_grad_span span_skip(i8t_grad_span s, size_t d) {
   return s;
 }
 
-/* max |v| over rows [r0, r1) of the fused span (NaN if any is not finite):
- * one kernel call for the whole range, a row at a time with a pooled source. */
-static float fused_absmax_rows(const sum_act_job *j, size_t r0, size_t r1) {
+/* max |v| over rows [r0, r1) of the fused span (NaN if any is not finite),
+ * and v itself into out (indexed as the activation) unless it is NULL: one
+ * kernel call for the whole range, a row at a time with a pooled source. */
+static float fused_absmax_rows(const sum_act_job *j, size_t r0, size_t r1, float *out) {
   const size_t C = j->sh.channels;
   const i8t_kernel_table *kt = i8t_kernels();
   float m = 0.0f;
   size_t step = has_pooled(j) ? 1 : r1 - r0; /* rows per kernel call */
   for (size_t r = r0; r < r1; r += step) {
     i8t_grad_span s = span_at_row(j, r);
-    float a = kt->grad_sum_absmax.run(I8T_MIN(step, r1 - r) * C, &s);
+    float a = kt->grad_sum_absmax.run(I8T_MIN(step, r1 - r) * C, &s, out ? out + r * C : NULL);
     m = a > m || a != a ? a : m;
   }
   return m;
@@ -371,7 +389,7 @@ static void fused_absmax_task(void *arg, size_t task, int worker) {
   sum_act_job *j = arg;
   (void)worker;
   const size_t rows = j->sh.batch * j->sh.spatial, r0 = task * j->per;
-  j->task_abs[task] = fused_absmax_rows(j, r0, I8T_MIN(rows, r0 + j->per));
+  j->task_abs[task] = fused_absmax_rows(j, r0, I8T_MIN(rows, r0 + j->per), NULL);
 }
 
 /* Elements [first, first + n) of gpre from span s, in pieces that do not
@@ -431,7 +449,11 @@ static i8t_status sum_act_backward(sum_act_job *j, float absmax) {
   if (st) return st;
   j->p = nn_symmetric(absmax, 8);
   *j->gpre_scale = j->p.scale;
-  i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_quantize_task : backward_quantize_task, j);
+  i8t_parallel_for(j->ws->ctx, tasks,
+                   ready_gradient(j) ? ready_quantize_task
+                   : fused           ? fused_quantize_task
+                                     : backward_quantize_task,
+                   j);
   return nn_errors_get(&j->err);
 }
 
@@ -486,8 +508,8 @@ static i8t_status check_fusable(const i8t_grad_src *srcs, int nsrcs, const char 
 }
 
 i8t_status i8t_grad_sum_absmax_u8(const i8t_grad_src *srcs, int nsrcs, const uint8_t *relu_mask,
-                                  i8t_act_shape shape, size_t row0, size_t row1,
-                                  float *absmax) {
+                                  i8t_act_shape shape, size_t row0, size_t row1, float *absmax,
+                                  float *sum_out) {
   i8t_status st = check_fusable(srcs, nsrcs, "gradient absmax");
   if (st) return st;
   if (!absmax) return i8t_error(I8T_ERR_INVALID_ARG, "gradient absmax: NULL result");
@@ -496,7 +518,7 @@ i8t_status i8t_grad_sum_absmax_u8(const i8t_grad_src *srcs, int nsrcs, const uin
                      row1, shape.batch, shape.spatial);
   i8t_rounding unused = {0};
   sum_act_job j = mask_job(NULL, srcs, nsrcs, relu_mask, shape, unused, NULL, NULL);
-  *absmax = fused_absmax_rows(&j, row0, row1);
+  *absmax = fused_absmax_rows(&j, row0, row1, sum_out);
   return I8T_OK;
 }
 
@@ -506,7 +528,7 @@ i8t_status i8t_sum_act_backward_mask_absmax_u8(i8t_workspace *ws, const i8t_grad
                                                i8t_rounding r, int8_t *gpre,
                                                float *gpre_scale) {
   i8t_status st = check_backward(ws, srcs, nsrcs, shape, gpre, gpre_scale);
-  if (st || (st = check_fusable(srcs, nsrcs, "sum-act backward"))) return st;
+  if (st) return st;
   if (absmax < 0.0f)
     return i8t_error(I8T_ERR_INVALID_ARG, "sum-act backward: negative absmax %g", absmax);
   sum_act_job j = mask_job(ws, srcs, nsrcs, relu_mask, shape, r, gpre, gpre_scale);

@@ -599,6 +599,7 @@ typedef struct bwd_data_job {
   i8t_grad_src sum_src[I8T_GRAD_SPAN_MAX];
   int sum_nsrc;
   const uint8_t *sum_mask;
+  float *sum_out;
   float *sample_abs;
   nn_errors err;
 } bwd_data_job;
@@ -809,7 +810,7 @@ static void sample_absmax_task(void *arg, size_t task, int worker) {
   (void)worker;
   /* Arguments checked by the caller: cannot fail. */
   (void)i8t_grad_sum_absmax_u8(j->sum_src, j->sum_nsrc, j->sum_mask, sh, n * rows,
-                               (n + 1) * rows, &j->sample_abs[n]);
+                               (n + 1) * rows, &j->sample_abs[n], j->sum_out);
 }
 
 /* The block's GEMM, then (absmax variant) its samples' max |g| while their
@@ -846,6 +847,7 @@ static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, cons
     j.sum_src[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
     j.sum_nsrc = sum->nothers + 1;
     j.sum_mask = sum->relu_mask;
+    j.sum_out = sum->sum_out;
   }
   nn_errors_init(&j.err);
   size_t Co = (size_t)s->out_c, Ci = (size_t)s->in_c;
@@ -920,7 +922,8 @@ i8t_status i8t_conv2d_backward_data_absmax_s8(i8t_workspace *ws, const i8t_conv_
   srcs[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
   i8t_act_shape sh = {(size_t)s->batch, (size_t)s->in_h * (size_t)s->in_w, (size_t)s->in_c};
   float unused;
-  if ((st = i8t_grad_sum_absmax_u8(srcs, sum->nothers + 1, sum->relu_mask, sh, 0, 0, &unused)))
+  if ((st = i8t_grad_sum_absmax_u8(srcs, sum->nothers + 1, sum->relu_mask, sh, 0, 0, &unused,
+                                   NULL)))
     return st;
   float *sample_abs = malloc((size_t)s->batch * sizeof *sample_abs);
   if (!sample_abs) return i8t_error(I8T_ERR_NO_MEMORY, "conv backward data absmax");

@@ -277,10 +277,10 @@ static i8t_status pool_backward(i8t_model *m, int op, nn_pool *p, size_t n) {
 static i8t_status normact_backward(i8t_model *m, int op, nn_normact *a, size_t n) {
   nn_tensor *out = &m->tensor[a->out];
   i8t_act_shape shape = {n, out->spatial, (size_t)out->c};
-  const uint8_t *mask = a->relu ? a->mask : NULL;
+  const uint8_t *mask = a->relu && !out->gsum_ready ? a->mask : NULL;
   i8t_rounding r = nn_model_stream(m, op, ROLE_GPRE, 1);
   i8t_status st =
-      out->gabs_known
+      out->gsum_ready
           ? i8t_sum_act_backward_mask_absmax_u8(m->ws, out->src, out->nsrc, mask, shape,
                                                 out->gabs, r, a->gpre, &a->gpre_scale)
           : i8t_sum_act_backward_mask_u8(m->ws, out->src, out->nsrc, mask, shape, r, a->gpre,
@@ -322,23 +322,32 @@ static int completes_gradient(const nn_tensor *t) {
   return 1;
 }
 
+/* The input gradient's contribution (the conv is not the first layer). */
+static i8t_status conv_grad_input(i8t_model *m, nn_conv *c, const i8t_conv_shape *s) {
+  nn_tensor *t = &m->tensor[c->in];
+  float wsc = per_channel(m) ? 1.0f : c->wscale[0], dx_scale = c->d8_scale * wsc;
+  if (!completes_gradient(t)) {
+    i8t_status st = i8t_conv2d_backward_data_s8(m->ws, s, c->d8, c->wq, c->dx32);
+    return st ? st : push_source(t, I8T_GRAD_S32, c->dx32, dx_scale);
+  }
+  /* The masked sum of all sources replaces dx32, with its max |g|: the
+   * normalisation op's backward then reads one float source, once. */
+  const nn_normact *p = &m->norm_ops[t->producer];
+  i8t_grad_sum_ref sum = {t->src, t->nsrc, dx_scale, p->relu ? p->mask : NULL, (float *)c->dx32};
+  i8t_status st = i8t_conv2d_backward_data_absmax_s8(m->ws, s, c->d8, c->wq, c->dx32, &sum,
+                                                     &t->gabs);
+  if (st) return st;
+  t->nsrc = 0;
+  t->gsum_ready = 1;
+  return push_source(t, I8T_GRAD_F32, c->dx32, 1.0f);
+}
+
 static i8t_status conv_backward(i8t_model *m, nn_conv *c, size_t n) {
   nn_tensor *t = &m->tensor[c->in];
   i8t_conv_shape s = c->shape;
   s.batch = (int)n;
   i8t_status st;
-  if (c->in != 0) {
-    float wsc = per_channel(m) ? 1.0f : c->wscale[0], dx_scale = c->d8_scale * wsc;
-    if (completes_gradient(t)) {
-      const nn_normact *p = &m->norm_ops[t->producer];
-      i8t_grad_sum_ref sum = {t->src, t->nsrc, dx_scale, p->relu ? p->mask : NULL};
-      st = i8t_conv2d_backward_data_absmax_s8(m->ws, &s, c->d8, c->wq, c->dx32, &sum, &t->gabs);
-      t->gabs_known = !st;
-    } else {
-      st = i8t_conv2d_backward_data_s8(m->ws, &s, c->d8, c->wq, c->dx32);
-    }
-    if (st || (st = push_source(t, I8T_GRAD_S32, c->dx32, dx_scale))) return st;
-  }
+  if (c->in != 0 && (st = conv_grad_input(m, c, &s))) return st;
   if ((st = i8t_conv2d_backward_weights_s16(m->ws, &s, c->d16, t->q, (uint8_t)t->qp.zero_point,
                                             c->dw64)))
     return st;
@@ -348,7 +357,7 @@ static i8t_status conv_backward(i8t_model *m, nn_conv *c, size_t n) {
 }
 
 i8t_status nn_backward_int8(i8t_model *m, size_t n) {
-  for (int i = 0; i < m->ntensor; i++) m->tensor[i].nsrc = 0, m->tensor[i].gabs_known = 0;
+  for (int i = 0; i < m->ntensor; i++) m->tensor[i].nsrc = 0, m->tensor[i].gsum_ready = 0;
   i8t_status st = I8T_OK;
   double t0 = m->profile ? nn_now() : 0.0;
   for (int i = m->nops - 1; i >= 0 && !st; i--) {

@@ -30,8 +30,11 @@ typedef struct nn_tensor {
   int nsrc;
   int consumers; /* operations that read it (each adds one source) */
   int producer;  /* the normalisation op that writes it, or -1 */
-  float gabs;    /* max |gradient|, when the last source's pass found it (gabs_known) */
-  int gabs_known;
+  /* gsum_ready: the last source's pass summed and masked the gradient into
+   * one float source src[0] (in place of its int32 output) and found its
+   * max |g|, gabs. */
+  int gsum_ready;
+  float gabs;
   /* fp32 */
   float *f, *g;
   int g_written;

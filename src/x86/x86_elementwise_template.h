@@ -519,24 +519,36 @@ I8T_GRAD_INLINE void grad_scales(const i8t_grad_span *s, i8t_vf *sc, grad_shape 
     }                                                                                    \
   } while (0)
 
-/* Min and max as i8t_minmax_f32 (v - v flags NaN and Inf), then max |v|. */
-I8T_GRAD_INLINE float grad_absmax_body(size_t n, const i8t_grad_span *s, grad_shape g) {
+/* Min and max as i8t_minmax_f32 (v - v flags NaN and Inf), then max |v|;
+ * the sums stored to out when it is not NULL (after their sources' loads). */
+I8T_GRAD_INLINE float grad_absmax_body(size_t n, const i8t_grad_span *s, float *out,
+                                       grad_shape g) {
   i8t_vf sc[I8T_GRAD_SPAN_MAX];
   grad_scales(s, sc, g);
   minmax_lanes m = minmax_lanes_start();
   size_t i = 0;
-  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES)
-    minmax_lanes_add2(&m, grad_lanes(s, sc, i, g), grad_lanes(s, sc, i + I8T_VLANES, g));
+  for (; i + 2 * I8T_VLANES <= n; i += 2 * I8T_VLANES) {
+    i8t_vf a = grad_lanes(s, sc, i, g), b = grad_lanes(s, sc, i + I8T_VLANES, g);
+    if (out) {
+      vi_store(out + i, vf_bits(a));
+      vi_store(out + i + I8T_VLANES, vf_bits(b));
+    }
+    minmax_lanes_add2(&m, a, b);
+  }
   float lo, hi;
   int any_bad = minmax_lanes_fold(&m, &lo, &hi);
-  for (; i < n; i++) any_bad |= minmax_scalar_add(i8t_grad_sum_one(s, i), &lo, &hi);
+  for (; i < n; i++) {
+    float v = i8t_grad_sum_one(s, i);
+    if (out) out[i] = v;
+    any_bad |= minmax_scalar_add(v, &lo, &hi);
+  }
   return any_bad ? NAN : fmaxf(-lo, hi);
 }
 
-float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s) {
+float I8T_X86_NAME(i8t_grad_sum_absmax)(size_t n, const i8t_grad_span *s, float *out) {
   if (n == 0) return 0.0f;
   i8t_grad_span l = *s;
-  I8T_GRAD_DISPATCH(grad_absmax_body, n, &l);
+  I8T_GRAD_DISPATCH(grad_absmax_body, n, &l, out);
 }
 
 /* quantize_f32_s8's vector body on the summed lanes, its scalar rule for the
