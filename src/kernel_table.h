@@ -242,6 +242,29 @@ typedef float (*i8t_grad_sum_absmax_fn)(size_t n, const i8t_grad_span *s, float 
 typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, float inv_scale,
                                             i8t_noise noise, int8_t *q);
 
+/* The 1-channel stem convolution (3x3, stride 1, padding 1, in_c = 1), 16
+ * output channels per call, one sample (src/nn/conv_stem.c): direct kernels
+ * instead of im2col + GEMM, whose 9-value rows waste most of a GEMM tile.
+ * The image comes zero-point padded, (h + 2) rows of ldx >= w + 3 elements
+ * (pixel (iy, ix) at [(iy + 1) * ldx + ix + 1]; the last column is only read
+ * against a zero weight or a zero dy).
+ *
+ * Forward: y[p][co] (rows ldy int32 apart, p = oy * w + ox) = bias[co] +
+ * sum over ky, kx of xp[(oy + ky) * ldx + ox + kx] * wq[(ky * 16 + co) * 4 + kx]
+ * (raw u8 times s8; wq's byte 3 of each group is 0, bias = -zp * sum of the
+ * channel's weights), and mn / mx [16] = each channel's min / max of y. */
+typedef void (*i8t_conv3x3_c1_fwd_fn)(size_t h, size_t w, const uint8_t *xp, size_t ldx,
+                                      const int8_t *wq, const int32_t *bias, int32_t *y,
+                                      size_t ldy, int32_t *mn, int32_t *mx);
+/* Weight gradient: acc[tap * 16 + co] += sum over pixels p = (oy, ox) of
+ * dy[p * ldd + co] * xs[(oy + ky) * ldx + ox + kx], tap = ky * 3 + kx, where
+ * xs is the padded image as int16 x - zp (padding 0). Exact (int64): the
+ * kernels widen their int32 sums into acc every I8T_STEM_FLUSH_PIXELS pixels
+ * (|dy * (x - zp)| <= 32768 * 255: 256 of them fit in int32). */
+#define I8T_STEM_FLUSH_PIXELS 256
+typedef void (*i8t_conv3x3_c1_wgrad_fn)(size_t h, size_t w, const int16_t *xs, size_t ldx,
+                                        const int16_t *dy, size_t ldd, int64_t *acc);
+
 typedef struct i8t_kernel_table {
   i8t_isa isa;
   i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */
@@ -275,6 +298,9 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_bn_col_sums_fn run; } bn_col_sums;
   struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
+  /* Optional (run NULL: conv keeps im2col + GEMM for the stem). */
+  struct { const char *name; i8t_conv3x3_c1_fwd_fn run; } conv3x3_c1_fwd;
+  struct { const char *name; i8t_conv3x3_c1_wgrad_fn run; } conv3x3_c1_wgrad;
 } i8t_kernel_table;
 
 /* The three GEMM kinds of the table (and of src/gemm.c's entry points). */

@@ -61,6 +61,14 @@ static inline i8t_vi vi_mullo32(i8t_vi a, i8t_vi b) { return _mm256_mullo_epi32(
 static inline i8t_vi vi_xor(i8t_vi a, i8t_vi b) { return _mm256_xor_si256(a, b); }
 static inline i8t_vi vi_or(i8t_vi a, i8t_vi b) { return _mm256_or_si256(a, b); }
 #define VI_SRLI32(v, n) _mm256_srli_epi32((v), (n))
+static inline i8t_vi vi_min32(i8t_vi a, i8t_vi b) { return _mm256_min_epi32(a, b); }
+static inline i8t_vi vi_max32(i8t_vi a, i8t_vi b) { return _mm256_max_epi32(a, b); }
+/* Lane c = the int16 pair (a[c], b[c]): two pixels' values of a channel
+ * side by side, for the s16 dot step. */
+static inline i8t_vi vi_pair16(const int16_t *a, const int16_t *b) {
+  __m128i x = _mm_loadu_si128((const __m128i *)a), y = _mm_loadu_si128((const __m128i *)b);
+  return _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y));
+}
 static inline int vi_any_bit(i8t_vi v) { return !_mm256_testz_si256(v, v); }
 
 /* Low byte of each lane of a, b, c, d -> 32 consecutive bytes (truncation,

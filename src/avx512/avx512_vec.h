@@ -56,6 +56,18 @@ static inline i8t_vi vi_mullo32(i8t_vi a, i8t_vi b) { return _mm512_mullo_epi32(
 static inline i8t_vi vi_xor(i8t_vi a, i8t_vi b) { return _mm512_xor_si512(a, b); }
 static inline i8t_vi vi_or(i8t_vi a, i8t_vi b) { return _mm512_or_si512(a, b); }
 #define VI_SRLI32(v, n) _mm512_srli_epi32((v), (n))
+static inline i8t_vi vi_min32(i8t_vi a, i8t_vi b) { return _mm512_min_epi32(a, b); }
+static inline i8t_vi vi_max32(i8t_vi a, i8t_vi b) { return _mm512_max_epi32(a, b); }
+/* Lane c = the int16 pair (a[c], b[c]): two pixels' values of a channel
+ * side by side, for the s16 dot step (one vpermw of the two rows). */
+static inline i8t_vi vi_pair16(const int16_t *a, const int16_t *b) {
+  static const int16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,
+                                    21, 6, 22, 7, 23, 8,  24, 9,  25, 10, 26,
+                                    11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                                  _mm256_loadu_si256((const __m256i *)b), 1);
+  return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), ab);
+}
 static inline int vi_any_bit(i8t_vi v) { return _mm512_test_epi32_mask(v, v) != 0; }
 
 /* Low byte (16 bits) of each lane, consecutively: truncation, as a C cast. */

@@ -22,6 +22,8 @@ void i8t_init_table_generic(i8t_kernel_table *t) {
       .quantize_f32_s8 = {"quantize_f32_s8__generic", i8t_quantize_f32_s8__generic},
       .quantize_f32_s16 = {"quantize_f32_s16__generic", i8t_quantize_f32_s16__generic},
       .colwise_stats_u8 = {"colwise_stats_u8__generic", i8t_colwise_stats_u8__generic},
+      .conv3x3_c1_fwd = {"conv3x3_c1_fwd__generic", i8t_conv3x3_c1_fwd__generic},
+      .conv3x3_c1_wgrad = {"conv3x3_c1_wgrad__generic", i8t_conv3x3_c1_wgrad__generic},
   };
   I8T_NN_SET(t, generic);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_stem.h"
 #include "kernel_table.h"
 #include "nn_conv.h"
 
@@ -539,6 +540,9 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
     return i8t_error(I8T_ERR_INVALID_ARG,
                      "conv forward: sample ranges need both outputs and 1 or out_c=%d scales",
                      s->out_c);
+  if (nn_stem_forward_fits(s, sample_min ? col_scale : NULL, col_scale_count))
+    return nn_stem_forward(ws, s, x, x_zp, w, y, col_scale, col_scale_count, sample_min,
+                           sample_max);
   fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w, .y = y,
                .col_scale = col_scale, .ncs = col_scale_count, .smin = sample_min,
                .smax = sample_max};
@@ -1021,6 +1025,7 @@ i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_sha
   if (st) return st;
   if (!ws || !dy || !x || !dw)
     return i8t_error(I8T_ERR_INVALID_ARG, "conv backward weights: NULL argument");
+  if (nn_stem_wgrad_fits(s)) return nn_stem_backward_weights(ws, s, dy, x, x_zp, dw);
   bwd_weights_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
   nn_errors_init(&j.err);
   const nn_conv_geom *g = &j.g;

@@ -1,0 +1,143 @@
+/* The 1-channel 3x3 stem convolution's direct kernels on x86 (kernel_table.h:
+ * i8t_conv3x3_c1_fwd_fn, i8t_conv3x3_c1_wgrad_fn), written once on the
+ * vector vocabulary of src/x86/README.md; 16 output channels = STEM_NV vectors.
+ *
+ * Forward: a window row is 3 pixels plus one byte that meets a zero weight,
+ * so per pixel and window row one 32-bit broadcast of the padded image and
+ * one u8 x s8 dot step (vpdpbusd) per vector: 3 per pixel; the zero-point
+ * correction is the accumulators' start value (bias). Needs STEM_DOT_U8S8.
+ *
+ * Weight gradient: pixel PAIRS (p, p + 1 of one output row): dy of the two
+ * pixels interleaved as int16 pairs per channel (vi_pair16), and for each of
+ * the 9 taps the pair (x[p + tap], x[p + 1 + tap]) - zp is one 32-bit
+ * broadcast of the int16 image (neighbouring pixels are neighbours in a
+ * row): 9 s16 dot steps per pair into 9 accumulators, widened into int64
+ * every I8T_STEM_FLUSH_PIXELS pixels (the int32 bound). A row of odd width
+ * ends with a pair whose second dy is zero.
+ *
+ * Include after the ISA's vector header with STEM_FWD_NAME (optional, with
+ * STEM_DOT_U8S8) and STEM_WGRAD_NAME defined; they are undefined at the end. */
+#if !defined(STEM_WGRAD_NAME) || (defined(STEM_FWD_NAME) && !defined(STEM_DOT_U8S8))
+#error "define STEM_WGRAD_NAME (and STEM_FWD_NAME with STEM_DOT_U8S8) before this template"
+#endif
+
+#include <string.h>
+
+#define STEM_NV (16 / I8T_VLANES)
+
+#ifdef STEM_FWD_NAME
+/* Pixels per forward block: independent dot chains that hide vpdpbusd's
+ * latency (3 dependent steps per pixel). */
+#define STEM_FWD_PIX 8
+
+/* N pixels from ox: y, and the running extremes. N is a constant after
+ * inlining, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void stem_fwd_pixels(
+    const int N, const uint8_t *r0, size_t ldx, const i8t_vi wv[3][STEM_NV],
+    const i8t_vi b[STEM_NV], int32_t *y, size_t ldy, i8t_vi lo[STEM_NV], i8t_vi hi[STEM_NV]) {
+  i8t_vi acc[STEM_FWD_PIX][STEM_NV];
+  _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++) acc[j][v] = b[v];
+  }
+  _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+    _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
+      i8t_vi xv = vi_bcast32(r0 + (size_t)ky * ldx + j);
+      _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
+        acc[j][v] = STEM_DOT_U8S8(acc[j][v], xv, wv[ky][v]);
+    }
+  }
+  _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++) {
+      vi_store(y + (size_t)j * ldy + v * I8T_VLANES, acc[j][v]);
+      lo[v] = vi_min32(lo[v], acc[j][v]);
+      hi[v] = vi_max32(hi[v], acc[j][v]);
+    }
+  }
+}
+
+void STEM_FWD_NAME(size_t h, size_t w, const uint8_t *xp, size_t ldx, const int8_t *wq,
+                   const int32_t *bias, int32_t *y, size_t ldy, int32_t *mn, int32_t *mx) {
+  i8t_vi wv[3][STEM_NV], b[STEM_NV], lo[STEM_NV], hi[STEM_NV];
+  for (int v = 0; v < STEM_NV; v++) {
+    for (int ky = 0; ky < 3; ky++) wv[ky][v] = vi_load(wq + (ky * 16 + v * I8T_VLANES) * 4);
+    b[v] = vi_load(bias + v * I8T_VLANES);
+    lo[v] = vi_set1(INT32_MAX);
+    hi[v] = vi_set1(INT32_MIN);
+  }
+  for (size_t oy = 0; oy < h; oy++) {
+    const uint8_t *r0 = xp + oy * ldx;
+    int32_t *yr = y + oy * w * ldy;
+    size_t ox = 0;
+    for (; ox + STEM_FWD_PIX <= w; ox += STEM_FWD_PIX)
+      stem_fwd_pixels(STEM_FWD_PIX, r0 + ox, ldx, wv, b, yr + ox * ldy, ldy, lo, hi);
+    for (; ox < w; ox++) stem_fwd_pixels(1, r0 + ox, ldx, wv, b, yr + ox * ldy, ldy, lo, hi);
+  }
+  for (int v = 0; v < STEM_NV; v++) {
+    vi_store(mn + v * I8T_VLANES, lo[v]);
+    vi_store(mx + v * I8T_VLANES, hi[v]);
+  }
+}
+#undef STEM_FWD_PIX
+#undef STEM_FWD_NAME
+#undef STEM_DOT_U8S8
+#endif
+
+/* acc64 [9][16] += the int32 partial sums, which restart at 0. */
+static inline void stem_wgrad_flush(i8t_vi part[9][STEM_NV], int64_t *acc64) {
+  for (int t = 0; t < 9; t++) {
+    for (int v = 0; v < STEM_NV; v++) {
+      vi_store_s64(acc64 + t * 16 + v * I8T_VLANES, part[t][v], 1);
+      part[t][v] = vi_zero();
+    }
+  }
+}
+
+/* One pixel pair: d0, d1 the two pixels' dy rows, x0 the int16 image at the
+ * first pixel's top-left tap. */
+static inline __attribute__((always_inline)) void stem_wgrad_pair(
+    const int16_t *d0, const int16_t *d1, const int16_t *x0, size_t ldx,
+    i8t_vi part[9][STEM_NV]) {
+  i8t_vi d[STEM_NV];
+  _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
+    d[v] = vi_pair16(d0 + v * I8T_VLANES, d1 + v * I8T_VLANES);
+  _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+    _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+      i8t_vi xv = vi_bcast32(x0 + (size_t)ky * ldx + kx);
+      _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
+        part[ky * 3 + kx][v] = vi_dot_s16(part[ky * 3 + kx][v], xv, d[v]);
+    }
+  }
+}
+
+void STEM_WGRAD_NAME(size_t h, size_t w, const int16_t *xs, size_t ldx, const int16_t *dy,
+                     size_t ldd, int64_t *acc64) {
+  static const int16_t zero_dy[16]; /* the missing second pixel of an odd row's end */
+  i8t_vi part[9][STEM_NV];
+  for (int t = 0; t < 9; t++)
+    for (int v = 0; v < STEM_NV; v++) part[t][v] = vi_zero();
+  size_t pending = 0; /* pixels (pairs count 2) in part since the last flush */
+  for (size_t oy = 0; oy < h; oy++) {
+    const int16_t *xr = xs + oy * ldx, *dr = dy + oy * w * ldd;
+    size_t ox = 0;
+    for (; ox + 2 <= w; ox += 2) {
+      if (pending == I8T_STEM_FLUSH_PIXELS) {
+        stem_wgrad_flush(part, acc64);
+        pending = 0;
+      }
+      stem_wgrad_pair(dr + ox * ldd, dr + (ox + 1) * ldd, xr + ox, ldx, part);
+      pending += 2;
+    }
+    if (ox < w) {
+      if (pending == I8T_STEM_FLUSH_PIXELS) {
+        stem_wgrad_flush(part, acc64);
+        pending = 0;
+      }
+      stem_wgrad_pair(dr + ox * ldd, zero_dy, xr + ox, ldx, part);
+      pending += 2;
+    }
+  }
+  stem_wgrad_flush(part, acc64);
+}
+
+#undef STEM_WGRAD_NAME
+#undef STEM_NV
