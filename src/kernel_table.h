@@ -245,15 +245,17 @@ typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, fl
 /* The 1-channel stem convolution (3x3, stride 1, padding 1, in_c = 1), 16
  * output channels per call, one sample (src/nn/conv_stem.c): direct kernels
  * instead of im2col + GEMM, whose 9-value rows waste most of a GEMM tile.
- * The image comes zero-point padded, (h + 2) rows of ldx >= w + 3 elements
- * (pixel (iy, ix) at [(iy + 1) * ldx + ix + 1]; the last column is only read
- * against a zero weight or a zero dy).
+ * The image comes padded, (h + 2) rows of ldx >= w + 3 elements (pixel
+ * (iy, ix) at [(iy + 1) * ldx + ix + 1]; the last column is only read
+ * against a zero weight or a zero dy): either u8 with the zero point as
+ * padding, or int16 x - zp with 0 as padding (the "s16 image").
  *
  * Forward: y[p][co] (rows ldy int32 apart, p = oy * w + ox) = bias[co] +
- * sum over ky, kx of xp[(oy + ky) * ldx + ox + kx] * wq[(ky * 16 + co) * 4 + kx]
- * (raw u8 times s8; wq's byte 3 of each group is 0, bias = -zp * sum of the
- * channel's weights), and mn / mx [16] = each channel's min / max of y. */
-typedef void (*i8t_conv3x3_c1_fwd_fn)(size_t h, size_t w, const uint8_t *xp, size_t ldx,
+ * sum over ky, kx of img[(oy + ky) * ldx + ox + kx] * wq[(ky * 16 + co) * 4 + kx]
+ * (wq's byte 3 of each group is 0), and mn / mx [16] = each channel's min /
+ * max of y. img is the u8 image (bias = -zp * the channel's weight sum), or
+ * the s16 image where the table entry says so (bias = 0). */
+typedef void (*i8t_conv3x3_c1_fwd_fn)(size_t h, size_t w, const void *img, size_t ldx,
                                       const int8_t *wq, const int32_t *bias, int32_t *y,
                                       size_t ldy, int32_t *mn, int32_t *mx);
 /* Weight gradient: acc[tap * 16 + co] += sum over pixels p = (oy, ox) of
@@ -299,7 +301,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
   /* Optional (run NULL: conv keeps im2col + GEMM for the stem). */
-  struct { const char *name; i8t_conv3x3_c1_fwd_fn run; } conv3x3_c1_fwd;
+  struct { const char *name; i8t_conv3x3_c1_fwd_fn run; int s16_image; } conv3x3_c1_fwd;
   struct { const char *name; i8t_conv3x3_c1_wgrad_fn run; } conv3x3_c1_wgrad;
 } i8t_kernel_table;
 

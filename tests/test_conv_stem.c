@@ -125,11 +125,13 @@ static void check_kernels(const i8t_kernel_table *t, const stem_case *c) {
       wq[((tap / 3) * 16 + co) * 4 + tap % 3] = o.w[co * 9 + tap];
       sum += o.w[co * 9 + tap];
     }
-    bias[co] = -c->zp * sum;
+    bias[co] = t->conv3x3_c1_fwd.s16_image ? 0 : -c->zp * sum;
   }
   memset(y, 0x55, rows * C * sizeof *y);
   if (t->conv3x3_c1_fwd.run)
-    t->conv3x3_c1_fwd.run((size_t)c->h, (size_t)c->w, xp, ld, wq, bias, y, C, mn, mx);
+    t->conv3x3_c1_fwd.run((size_t)c->h, (size_t)c->w,
+                          t->conv3x3_c1_fwd.s16_image ? (const void *)xs : (const void *)xp, ld,
+                          wq, bias, y, C, mn, mx);
   if (t->conv3x3_c1_wgrad.run)
     t->conv3x3_c1_wgrad.run((size_t)c->h, (size_t)c->w, xs, ld, o.dy, C, acc);
   for (size_t co = 0; co < 16; co++) {

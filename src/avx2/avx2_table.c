@@ -25,11 +25,11 @@ void i8t_init_table_avx2(i8t_kernel_table *t) {
   t->gemm_s16u8s32 = avx2_ukernel("gemm_s16u8s32_4x16c2__avx2");
   I8T_X86_SET_ELEMENTWISE(t, avx2);
   I8T_NN_SET(t, avx2);
-  /* The stem's weight gradient from the x86 template; no forward (the
-   * template's needs a u8 x s8 dot step): the portable one (SSE2 code) ran it
-   * 4x slower than im2col + this table's GEMM, which it keeps. */
-  t->conv3x3_c1_fwd.name = NULL;
-  t->conv3x3_c1_fwd.run = NULL;
+  /* The stem's kernels from the x86 template, the forward on the s16 image
+   * (vpmaddwd: no u8 x s8 dot step without saturation). */
+  t->conv3x3_c1_fwd.name = "conv3x3_c1_fwd__avx2";
+  t->conv3x3_c1_fwd.run = i8t_conv3x3_c1_fwd__avx2;
+  t->conv3x3_c1_fwd.s16_image = 1;
   t->conv3x3_c1_wgrad.name = "conv3x3_c1_wgrad__avx2";
   t->conv3x3_c1_wgrad.run = i8t_conv3x3_c1_wgrad__avx2;
 }

@@ -7,9 +7,10 @@
 
 enum { STEM_CO = 16, STEM_TAPS = 9 };
 
-void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const uint8_t *xp, size_t ldx,
+void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const void *img, size_t ldx,
                                  const int8_t *wq, const int32_t *bias, int32_t *y,
                                  size_t ldy, int32_t *mn, int32_t *mx) {
+  const uint8_t *xp = img; /* the u8 image */
   /* Weights per tap with the channels contiguous: the channel loops vectorise. */
   int32_t wt[STEM_TAPS][STEM_CO], lo[STEM_CO], hi[STEM_CO];
   for (int t = 0; t < STEM_TAPS; t++)

@@ -21,7 +21,7 @@ void i8t_quantize_f32_s16__generic(const float *x, size_t n, float inv_scale,
 void i8t_colwise_stats_u8__generic(const uint8_t *x, size_t rows, size_t cols, size_t ld,
                                    uint8_t *min, uint8_t *max, uint32_t *sum);
 
-void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const uint8_t *xp, size_t ldx,
+void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const void *img, size_t ldx,
                                  const int8_t *wq, const int32_t *bias, int32_t *y,
                                  size_t ldy, int32_t *mn, int32_t *mx);
 void i8t_conv3x3_c1_wgrad__generic(size_t h, size_t w, const int16_t *xs, size_t ldx,

@@ -57,15 +57,17 @@ typedef struct stem_fwd_job {
   const i8t_conv_shape *s;
   const uint8_t *x;
   uint8_t zp;
+  int s16_image; /* the kernel reads the s16 image (kernel_table.h) */
   const int8_t *wq;    /* [out_c / 16][3][16][4]: the kernel's weight groups */
-  const int32_t *bias; /* [out_c]: -zp * the channel's weight sum */
+  const int32_t *bias; /* [out_c]: -zp * the channel's weight sum (u8 image), or 0 */
   int32_t *y;
   const float *col_scale;
   size_t ncs, spt;
   float *smin, *smax;
 } stem_fwd_job;
 
-/* Weight groups of every block of 16 channels, and the zero-point terms. */
+/* Weight groups of every block of 16 channels, and the zero-point terms
+ * (zp = 0 for kernels on the s16 image, where x - zp is already taken). */
 static void prepare_weights(const int8_t *w, size_t C, uint8_t zp, int8_t *wq, int32_t *bias) {
   memset(wq, 0, C * 12);
   for (size_t co = 0; co < C; co++) {
@@ -113,14 +115,20 @@ static void stem_fwd_task(void *arg, size_t task, int worker) {
   const i8t_conv3x3_c1_fwd_fn run = i8t_kernels()->conv3x3_c1_fwd.run;
   size_t H = (size_t)s->in_h, W = (size_t)s->in_w, C = (size_t)s->out_c, rows = H * W;
   size_t n0 = task * j->spt, n1 = I8T_MIN(n0 + j->spt, (size_t)s->batch);
-  uint8_t *xp = nn_scratch(j->ws, worker, NN_SLOT_A);
+  void *img = nn_scratch(j->ws, worker, NN_SLOT_A);
   int32_t *mn = nn_scratch(j->ws, worker, NN_SLOT_B), *mx = mn + C;
-  memset(xp, j->zp, padded_size(s));
+  if (j->s16_image)
+    memset(img, 0, padded_size(s) * sizeof(int16_t));
+  else
+    memset(img, j->zp, padded_size(s));
   for (size_t n = n0; n < n1; n++) {
-    fill_u8(s, j->x + n * rows, xp);
+    if (j->s16_image)
+      fill_s16(s, j->x + n * rows, j->zp, img);
+    else
+      fill_u8(s, j->x + n * rows, img);
     int32_t *y = j->y + n * rows * C;
     for (size_t b = 0; b < C / STEM_CO; b++)
-      run(H, W, xp, padded_ld(s), j->wq + b * 12 * STEM_CO, j->bias + b * STEM_CO,
+      run(H, W, img, padded_ld(s), j->wq + b * 12 * STEM_CO, j->bias + b * STEM_CO,
           y + b * STEM_CO, C, mn + b * STEM_CO, mx + b * STEM_CO);
     if (j->smin) sample_range(mn, mx, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
   }
@@ -130,16 +138,17 @@ i8t_status nn_stem_forward(i8t_workspace *ws, const i8t_conv_shape *s, const uin
                            uint8_t x_zp, const int8_t *w, int32_t *y, const float *col_scale,
                            size_t ncs, float *sample_min, float *sample_max) {
   size_t C = (size_t)s->out_c, rows = (size_t)s->in_h * (size_t)s->in_w;
+  int s16_image = i8t_kernels()->conv3x3_c1_fwd.s16_image;
   i8t_status st;
-  if ((st = nn_reserve(ws, NN_SLOT_A, padded_size(s))) ||
+  if ((st = nn_reserve(ws, NN_SLOT_A, padded_size(s) * (s16_image ? 2 : 1))) ||
       (st = nn_reserve(ws, NN_SLOT_B, 2 * C * sizeof(int32_t))))
     return st;
   char *shared = nn_shared_bytes(ws, C * 12 + C * sizeof(int32_t));
   if (!shared) return I8T_ERR_NO_MEMORY;
   int32_t *bias = (int32_t *)(void *)shared; /* 64-byte aligned base */
   int8_t *wq = (int8_t *)(shared + C * sizeof(int32_t));
-  prepare_weights(w, C, x_zp, wq, bias);
-  stem_fwd_job j = {ws, s, x, x_zp, wq, bias, y, col_scale, ncs,
+  prepare_weights(w, C, s16_image ? 0 : x_zp, wq, bias);
+  stem_fwd_job j = {ws, s, x, x_zp, s16_image, wq, bias, y, col_scale, ncs,
                     nn_samples_per_task((size_t)s->batch, rows, 1536), sample_min, sample_max};
   i8t_parallel_for(ws->ctx, nn_task_count((size_t)s->batch, j.spt), stem_fwd_task, &j);
   return I8T_OK;

@@ -51,6 +51,9 @@ I8T_X86_DECLARE_PACKERS(avx2)
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_4x16c2__avx2,
                         i8t_gemm_s16s16s32_ukernel_ex_4x16c2__avx2)
 
+void i8t_conv3x3_c1_fwd__avx2(size_t h, size_t w, const void *img, size_t ldx,
+                              const int8_t *wq, const int32_t *bias, int32_t *y, size_t ldy,
+                              int32_t *mn, int32_t *mx);
 void i8t_conv3x3_c1_wgrad__avx2(size_t h, size_t w, const int16_t *xs, size_t ldx,
                                 const int16_t *dy, size_t ldd, int64_t *acc);
 
@@ -63,7 +66,7 @@ void i8t_sum_b_8x32c4__avx512vnni(const i8t_gemm_ukernel *uk, size_t kc_pad,
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_8x32c2__avx512vnni,
                         i8t_gemm_s16s16s32_ukernel_ex_8x32c2__avx512vnni)
 /* The stem convolution's direct kernels (x86_stem_template.h). */
-void i8t_conv3x3_c1_fwd__avx512vnni(size_t h, size_t w, const uint8_t *xp, size_t ldx,
+void i8t_conv3x3_c1_fwd__avx512vnni(size_t h, size_t w, const void *img, size_t ldx,
                                     const int8_t *wq, const int32_t *bias, int32_t *y,
                                     size_t ldy, int32_t *mn, int32_t *mx);
 void i8t_conv3x3_c1_wgrad__avx512vnni(size_t h, size_t w, const int16_t *xs, size_t ldx,

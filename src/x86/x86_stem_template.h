@@ -3,9 +3,12 @@
  * vector vocabulary of src/x86/README.md; 16 output channels = STEM_NV vectors.
  *
  * Forward: a window row is 3 pixels plus one byte that meets a zero weight,
- * so per pixel and window row one 32-bit broadcast of the padded image and
- * one u8 x s8 dot step (vpdpbusd) per vector: 3 per pixel; the zero-point
+ * so per pixel and window row one 32-bit broadcast of the u8 image and one
+ * u8 x s8 dot step (vpdpbusd) per vector: 3 per pixel; the zero-point
  * correction is the accumulators' start value (bias). Needs STEM_DOT_U8S8.
+ * With STEM_FWD_S16 (no such dot step) it reads the s16 image instead: per
+ * window row two broadcasts of int16 pairs, (x0, x1) and (x2, x3), against
+ * the weight pairs (w0, w1) and (w2, 0): 6 s16 dot steps per pixel.
  *
  * Weight gradient: pixel PAIRS (p, p + 1 of one output row): dy of the two
  * pixels interleaved as int16 pairs per channel (vi_pair16), and for each of
@@ -16,9 +19,11 @@
  * ends with a pair whose second dy is zero.
  *
  * Include after the ISA's vector header with STEM_FWD_NAME (optional, with
- * STEM_DOT_U8S8) and STEM_WGRAD_NAME defined; they are undefined at the end. */
-#if !defined(STEM_WGRAD_NAME) || (defined(STEM_FWD_NAME) && !defined(STEM_DOT_U8S8))
-#error "define STEM_WGRAD_NAME (and STEM_FWD_NAME with STEM_DOT_U8S8) before this template"
+ * STEM_DOT_U8S8 or STEM_FWD_S16) and STEM_WGRAD_NAME defined; they are
+ * undefined at the end. */
+#if !defined(STEM_WGRAD_NAME) || \
+    (defined(STEM_FWD_NAME) && !defined(STEM_DOT_U8S8) && !defined(STEM_FWD_S16))
+#error "define STEM_WGRAD_NAME (and STEM_FWD_NAME with STEM_DOT_U8S8 or STEM_FWD_S16)"
 #endif
 
 #include <string.h>
@@ -26,24 +31,37 @@
 #define STEM_NV (16 / I8T_VLANES)
 
 #ifdef STEM_FWD_NAME
-/* Pixels per forward block: independent dot chains that hide vpdpbusd's
- * latency (3 dependent steps per pixel). */
-#define STEM_FWD_PIX 8
+/* Pixels per forward block: independent dot chains that hide the dot
+ * step's latency (3 or 6 dependent steps per pixel); 8 zmm or 4 x 2 ymm
+ * accumulators (AVX2's 16 registers). */
+#define STEM_FWD_PIX (8 / STEM_NV)
+#ifdef STEM_FWD_S16
+typedef int16_t stem_pixel;
+#define STEM_FWD_STEPS 2 /* dot steps per window row */
+#define STEM_FWD_DOT vi_dot_s16
+#else
+typedef uint8_t stem_pixel;
+#define STEM_FWD_STEPS 1
+#define STEM_FWD_DOT STEM_DOT_U8S8
+#endif
 
 /* N pixels from ox: y, and the running extremes. N is a constant after
- * inlining, so the accumulators stay in registers. */
+ * inlining, so the accumulators stay in registers. Step s of a window row
+ * reads the image 2 s elements on (the s16 image's second pair). */
 static inline __attribute__((always_inline)) void stem_fwd_pixels(
-    const int N, const uint8_t *r0, size_t ldx, const i8t_vi wv[3][STEM_NV],
+    const int N, const stem_pixel *r0, size_t ldx, const i8t_vi wv[3][STEM_FWD_STEPS][STEM_NV],
     const i8t_vi b[STEM_NV], int32_t *y, size_t ldy, i8t_vi lo[STEM_NV], i8t_vi hi[STEM_NV]) {
   i8t_vi acc[STEM_FWD_PIX][STEM_NV];
   _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
     _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++) acc[j][v] = b[v];
   }
   _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
-      i8t_vi xv = vi_bcast32(r0 + (size_t)ky * ldx + j);
-      _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
-        acc[j][v] = STEM_DOT_U8S8(acc[j][v], xv, wv[ky][v]);
+    _Pragma("GCC unroll 2") for (int st = 0; st < STEM_FWD_STEPS; st++) {
+      _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
+        i8t_vi xv = vi_bcast32(r0 + (size_t)ky * ldx + j + 2 * st);
+        _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
+          acc[j][v] = STEM_FWD_DOT(acc[j][v], xv, wv[ky][st][v]);
+      }
     }
   }
   _Pragma("GCC unroll 8") for (int j = 0; j < N; j++) {
@@ -55,17 +73,37 @@ static inline __attribute__((always_inline)) void stem_fwd_pixels(
   }
 }
 
-void STEM_FWD_NAME(size_t h, size_t w, const uint8_t *xp, size_t ldx, const int8_t *wq,
+/* The weight vectors of each window row's dot steps. */
+static void stem_fwd_weights(const int8_t *wq, i8t_vi wv[3][STEM_FWD_STEPS][STEM_NV]) {
+#ifdef STEM_FWD_S16
+  int16_t pairs[2][16][2]; /* a window row's (w0, w1) and (w2, 0) per channel */
+  for (int ky = 0; ky < 3; ky++) {
+    for (int co = 0; co < 16; co++) {
+      const int8_t *g = wq + (ky * 16 + co) * 4;
+      pairs[0][co][0] = g[0], pairs[0][co][1] = g[1];
+      pairs[1][co][0] = g[2], pairs[1][co][1] = 0;
+    }
+    for (int st = 0; st < 2; st++)
+      for (int v = 0; v < STEM_NV; v++) wv[ky][st][v] = vi_load(pairs[st][v * I8T_VLANES]);
+  }
+#else
+  for (int ky = 0; ky < 3; ky++)
+    for (int v = 0; v < STEM_NV; v++) wv[ky][0][v] = vi_load(wq + (ky * 16 + v * I8T_VLANES) * 4);
+#endif
+}
+
+void STEM_FWD_NAME(size_t h, size_t w, const void *img, size_t ldx, const int8_t *wq,
                    const int32_t *bias, int32_t *y, size_t ldy, int32_t *mn, int32_t *mx) {
-  i8t_vi wv[3][STEM_NV], b[STEM_NV], lo[STEM_NV], hi[STEM_NV];
+  const stem_pixel *xp = img;
+  i8t_vi wv[3][STEM_FWD_STEPS][STEM_NV], b[STEM_NV], lo[STEM_NV], hi[STEM_NV];
+  stem_fwd_weights(wq, wv);
   for (int v = 0; v < STEM_NV; v++) {
-    for (int ky = 0; ky < 3; ky++) wv[ky][v] = vi_load(wq + (ky * 16 + v * I8T_VLANES) * 4);
     b[v] = vi_load(bias + v * I8T_VLANES);
     lo[v] = vi_set1(INT32_MAX);
     hi[v] = vi_set1(INT32_MIN);
   }
   for (size_t oy = 0; oy < h; oy++) {
-    const uint8_t *r0 = xp + oy * ldx;
+    const stem_pixel *r0 = xp + oy * ldx;
     int32_t *yr = y + oy * w * ldy;
     size_t ox = 0;
     for (; ox + STEM_FWD_PIX <= w; ox += STEM_FWD_PIX)
@@ -78,8 +116,11 @@ void STEM_FWD_NAME(size_t h, size_t w, const uint8_t *xp, size_t ldx, const int8
   }
 }
 #undef STEM_FWD_PIX
+#undef STEM_FWD_STEPS
+#undef STEM_FWD_DOT
 #undef STEM_FWD_NAME
 #undef STEM_DOT_U8S8
+#undef STEM_FWD_S16
 #endif
 
 /* acc64 [9][16] += the int32 partial sums, which restart at 0. */
