@@ -153,12 +153,17 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
   add_tile(j, tile, row, col, m, n, first_k, corr);
 }
 
-/* The MR row pointers of an indirect tile: rows [row, row + m) of A moved
- * to tap t0; rows past m repeat the first (their results are dropped). */
-static void indirect_tile_rows(const gemm_job *j, size_t row, size_t m, size_t t0,
-                               const void **rp) {
+/* The MR row pointers of an indirect tile, rows [row, row + m) of A from
+ * tap t0 on: the caller's own for a whole tile of the first taps, else
+ * copied to rp, moved to tap t0, rows past m repeating the first (their
+ * results are dropped). */
+static const void *const *indirect_tile_rows(const gemm_job *j, size_t row, size_t m,
+                                             size_t t0, const void **rp) {
+  const void *const *rows = j->ind->rows + row;
+  if (t0 == 0 && m == j->uk->mr) return rows;
   size_t skip = t0 * j->ind->tap_pitch;
-  for (size_t r = 0; r < j->uk->mr; r++) rp[r] = j->ind->rows[row + (r < m ? r : 0)] + skip;
+  for (size_t r = 0; r < j->uk->mr; r++) rp[r] = (const char *)rows[r < m ? r : 0] + skip;
+  return rp;
 }
 
 /* The correction terms of NR columns from their column sums over the whole K
@@ -211,9 +216,9 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
           a_panel ap;
           const void *rp[INDIRECT_MAX_MR];
           if (j->ind) {
-            indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir), pc / j->ind->tap_bytes,
-                               rp);
-            ap = (a_panel){NULL, 0, uk->kr * a_esize, rp};
+            ap = (a_panel){NULL, 0, uk->kr * a_esize,
+                           indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir),
+                                              pc / j->ind->tap_bytes, rp)};
           } else if (ir < m_direct) {
             ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
                            uk->kr * a_esize, NULL};

@@ -332,7 +332,7 @@ size_t i8t_gemm_panel_width(i8t_gemm_kind kind, size_t N);
  * no column matrix. The microkernel reads A where it is, so only where
  * i8t_gemm_u8s8s32_indirect_ok holds (else I8T_ERR_UNSUPPORTED). */
 typedef struct i8t_gemm_indirect_a {
-  const uint8_t *const *rows; /* M pointers */
+  const void *const *rows; /* M pointers (to uint8_t) */
   size_t taps, tap_bytes, tap_pitch;
 } i8t_gemm_indirect_a;
 

@@ -17,13 +17,13 @@
 /* ------------------------------------------------------------------------ */
 
 /* Row i of A: taps runs of tap_bytes at rows[i] + t * pitch. */
-static int64_t indirect_ref(const uint8_t *const *rows, size_t taps, size_t tap_bytes,
-                            size_t pitch, int zp, const int8_t *b, size_t N, size_t i,
-                            size_t n) {
+static int64_t indirect_ref(const void *const *rows, size_t taps, size_t tap_bytes, size_t pitch,
+                            int zp, const int8_t *b, size_t N, size_t i, size_t n) {
   int64_t acc = 0;
   for (size_t t = 0; t < taps; t++)
     for (size_t k = 0; k < tap_bytes; k++)
-      acc += (int64_t)(rows[i][t * pitch + k] - zp) * b[(t * tap_bytes + k) * N + n];
+      acc += (int64_t)(((const uint8_t *)rows[i])[t * pitch + k] - zp) *
+             b[(t * tap_bytes + k) * N + n];
   return acc;
 }
 
@@ -34,7 +34,7 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
   size_t img_bytes = 8 * span; /* rows start anywhere in 8 windows' room */
   uint8_t *img = malloc(img_bytes);
   int8_t *b = malloc(K * N);
-  const uint8_t **rows = malloc(M * sizeof *rows);
+  const void **rows = malloc(M * sizeof *rows);
   int32_t *c = malloc(M * (N + 3) * sizeof *c);
   int zp = extremes ? 255 : test_rand_range(rng, 0, 255);
   for (size_t i = 0; i < img_bytes; i++)
@@ -42,8 +42,7 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
   for (size_t i = 0; i < K * N; i++)
     b[i] = (int8_t)(extremes ? 127 : test_rand_range(rng, -127, 127));
   for (size_t i = 0; i < M; i++) /* every third row aliases the one before */
-    rows[i] = i % 3 == 2 ? rows[i - 1]
-                         : img + (size_t)test_rand_range(rng, 0, (int32_t)(7 * span));
+    rows[i] = i % 3 == 2 ? rows[i - 1] : img + (size_t)test_rand_range(rng, 0, (int32_t)(7 * span));
   for (int ci = 0; ci < 2; ci++) {
     i8t_context *ctx = ctxs[ci];
     memset(c, 0x55, M * (N + 3) * sizeof *c);
@@ -58,8 +57,8 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
         for (size_t n = 0; n < N; n++) {
           int64_t want = indirect_ref(rows, taps, tap_bytes, pitch, zp, b, N, i, n);
           if (c[i * (N + 3) + n] != want)
-            fail_msg("indirect M=%zu N=%zu taps=%zu x %zu: C[%zu][%zu] = %d, expected %lld", M,
-                     N, taps, tap_bytes, i, n, c[i * (N + 3) + n], (long long)want);
+            fail_msg("indirect M=%zu N=%zu taps=%zu x %zu: C[%zu][%zu] = %d, expected %lld", M, N,
+                     taps, tap_bytes, i, n, c[i * (N + 3) + n], (long long)want);
         }
         for (size_t n = N; n < N + 3; n++) assert_true(c[i * (N + 3) + n] == 0x55555555);
       }
@@ -91,7 +90,7 @@ static void check_indirect_gemms(void) {
 /* Bad arguments: clear statuses, nothing written. */
 static void check_indirect_errors(void) {
   uint8_t img[64] = {0};
-  const uint8_t *rows[2] = {img, img};
+  const void *rows[2] = {img, img};
   int8_t b[64] = {0};
   int32_t c[4] = {7, 7, 7, 7};
   i8t_gemm_indirect_a A = {rows, 2, 16, 16};
@@ -143,7 +142,7 @@ static void fill_conv(int mode, uint64_t *rng, uint8_t *x, size_t nx, int8_t *w,
                      : mode == 2 ? 0
                                  : 255 * test_rand_range(rng, 0, 1));
   for (size_t i = 0; i < nw; i++)
-    w[i] = (int8_t)(mode == 0 ? test_rand_range(rng, -127, 127)
+    w[i] = (int8_t)(mode == 0   ? test_rand_range(rng, -127, 127)
                     : mode == 3 ? (test_rand_range(rng, 0, 1) ? 127 : -127)
                                 : 127);
 }
@@ -173,14 +172,15 @@ static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uin
       for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
         i8t_conv_layout_for_tests(layouts[l].layout, layouts[l].chunk_bytes);
         memset(y, 0x55, ny * sizeof *y);
-        assert_int_equal(
-            i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, NULL, 0, NULL, NULL), I8T_OK);
+        assert_int_equal(i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, NULL, 0, NULL, NULL),
+                         I8T_OK);
         for (size_t i = 0; i < ny; i++)
           if (y[i] != ref[i])
-            fail_msg("conv %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, layout %zu: "
-                     "y[%zu] = %d, expected %lld",
-                     s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode,
-                     threads, l, i, y[i], (long long)ref[i]);
+            fail_msg(
+                "conv %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, layout %zu: "
+                "y[%zu] = %d, expected %lld",
+                s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode, threads,
+                l, i, y[i], (long long)ref[i]);
       }
       i8t_conv_layout_for_tests(0, 0);
     }
@@ -197,13 +197,13 @@ static void check_conv_shapes(i8t_isa isa) {
   /* batch, in_h, in_w, in_c, out_c, kernel, stride, pad */
   static const i8t_conv_shape shapes[] = {
       {3, 14, 14, 16, 16, 3, 1, 1}, /* 196 rows per sample: tiles across samples */
-      {2, 9, 7, 4, 16, 3, 1, 1},    {2, 8, 8, 8, 16, 3, 2, 1},  {2, 7, 9, 32, 32, 3, 1, 1},
+      {2, 9, 7, 4, 16, 3, 1, 1},    {2, 8, 8, 8, 16, 3, 2, 1},    {2, 7, 9, 32, 32, 3, 1, 1},
       {2, 6, 6, 64, 64, 3, 2, 1},   {2, 10, 10, 16, 32, 5, 1, 2}, {2, 9, 11, 8, 16, 5, 2, 2},
-      {2, 10, 10, 16, 16, 1, 2, 0}, {2, 8, 8, 16, 16, 3, 1, 0}, {2, 9, 9, 16, 16, 3, 2, 0},
-      {2, 3, 3, 16, 20, 3, 1, 2},   /* windows wholly in the padding */
-      {2, 2, 9, 16, 16, 3, 1, 1},   {2, 6, 6, 8, 40, 3, 1, 1},  {2, 5, 5, 4, 8, 3, 1, 1},
-      {1, 4, 4, 128, 16, 3, 1, 1},  /* K = 1152: KC blocks of whole taps */
-      {2, 5, 5, 6, 16, 3, 1, 1},    /* taps of 18 bytes: im2col */
+      {2, 10, 10, 16, 16, 1, 2, 0}, {2, 8, 8, 16, 16, 3, 1, 0},   {2, 9, 9, 16, 16, 3, 2, 0},
+      {2, 3, 3, 16, 20, 3, 1, 2}, /* windows wholly in the padding */
+      {2, 2, 9, 16, 16, 3, 1, 1},   {2, 6, 6, 8, 40, 3, 1, 1},    {2, 5, 5, 4, 8, 3, 1, 1},
+      {1, 4, 4, 128, 16, 3, 1, 1}, /* K = 1152: KC blocks of whole taps */
+      {2, 5, 5, 6, 16, 3, 1, 1},   /* taps of 18 bytes: im2col */
   };
   uint64_t rng = 77;
   int indirect = 0;
@@ -217,21 +217,21 @@ static void check_conv_shapes(i8t_isa isa) {
   if (isa == I8T_ISA_AVX512VNNI) assert_int_equal(indirect, 15);
 }
 
-#define DEFINE_ISA_TESTS(name, isa)                      \
-  static void test_indirect_gemm_##name(void **state) {  \
-    i8t_isa before = i8t_isa_selected();                 \
-    (void)state;                                         \
-    test_select_isa_or_skip(isa);                        \
-    check_indirect_gemms();                              \
-    check_indirect_errors();                             \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);    \
-  }                                                      \
-  static void test_conv_forward_##name(void **state) {   \
-    i8t_isa before = i8t_isa_selected();                 \
-    (void)state;                                         \
-    test_select_isa_or_skip(isa);                        \
-    check_conv_shapes(isa);                              \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);    \
+#define DEFINE_ISA_TESTS(name, isa)                     \
+  static void test_indirect_gemm_##name(void **state) { \
+    i8t_isa before = i8t_isa_selected();                \
+    (void)state;                                        \
+    test_select_isa_or_skip(isa);                       \
+    check_indirect_gemms();                             \
+    check_indirect_errors();                            \
+    assert_int_equal(i8t_isa_select(before), I8T_OK);   \
+  }                                                     \
+  static void test_conv_forward_##name(void **state) {  \
+    i8t_isa before = i8t_isa_selected();                \
+    (void)state;                                        \
+    test_select_isa_or_skip(isa);                       \
+    check_conv_shapes(isa);                             \
+    assert_int_equal(i8t_isa_select(before), I8T_OK);   \
   }
 I8T_TEST_ISAS(DEFINE_ISA_TESTS)
 

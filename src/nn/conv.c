@@ -454,8 +454,8 @@ static void pad_image(const uint8_t *src, size_t h, size_t w, size_t pixb, size_
 typedef struct indirect_rows_job {
   const fwd_job *j;
   size_t n0;
-  const uint8_t **rows; /* out_rows per sample */
-  uint8_t *images;      /* padded_image_bytes per sample (pad > 0) */
+  const void **rows; /* out_rows per sample */
+  uint8_t *images;    /* padded_image_bytes per sample (pad > 0) */
 } indirect_rows_job;
 
 /* One sample: its padded image (pad > 0), then a pointer per output pixel
@@ -472,7 +472,7 @@ static void indirect_rows_task(void *arg, size_t task, int worker) {
     pad_image(img, (size_t)g->s.in_h, (size_t)g->s.in_w, C, P, r->j->zp, dst);
     img = dst;
   }
-  const uint8_t **rows = r->rows + task * g->out_rows;
+  const void **rows = r->rows + task * g->out_rows;
   for (size_t oy = 0; oy < g->oh; oy++) {
     const uint8_t *line = img + oy * S * pitch;
     for (size_t ox = 0; ox < g->ow; ox++) *rows++ = line + ox * S * C;
