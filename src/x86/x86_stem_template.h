@@ -123,61 +123,50 @@ void STEM_FWD_NAME(size_t h, size_t w, const void *img, size_t ldx, const int8_t
 #undef STEM_FWD_S16
 #endif
 
-/* acc64 [9][16] += the int32 partial sums, which restart at 0. */
-static inline void stem_wgrad_flush(i8t_vi part[9][STEM_NV], int64_t *acc64) {
+/* acc64[t * 16 + c] (c: the pass's I8T_VLANES channels) += the int32
+ * partial sums, which restart at 0. */
+static inline void stem_wgrad_flush(i8t_vi part[9], int64_t *acc64) {
   for (int t = 0; t < 9; t++) {
-    for (int v = 0; v < STEM_NV; v++) {
-      vi_store_s64(acc64 + t * 16 + v * I8T_VLANES, part[t][v], 1);
-      part[t][v] = vi_zero();
-    }
+    vi_store_s64(acc64 + t * 16, part[t], 1);
+    part[t] = vi_zero();
   }
 }
 
-/* One pixel pair: d0, d1 the two pixels' dy rows, x0 the int16 image at the
- * first pixel's top-left tap. */
+/* One pixel pair: d0, d1 the two pixels' dy (the pass's channels), x0 the
+ * int16 image at the first pixel's top-left tap. */
 static inline __attribute__((always_inline)) void stem_wgrad_pair(
-    const int16_t *d0, const int16_t *d1, const int16_t *x0, size_t ldx,
-    i8t_vi part[9][STEM_NV]) {
-  i8t_vi d[STEM_NV];
-  _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
-    d[v] = vi_pair16(d0 + v * I8T_VLANES, d1 + v * I8T_VLANES);
+    const int16_t *d0, const int16_t *d1, const int16_t *x0, size_t ldx, i8t_vi part[9]) {
+  i8t_vi d = vi_pair16(d0, d1);
   _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
-    _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
-      i8t_vi xv = vi_bcast32(x0 + (size_t)ky * ldx + kx);
-      _Pragma("GCC unroll 4") for (int v = 0; v < STEM_NV; v++)
-        part[ky * 3 + kx][v] = vi_dot_s16(part[ky * 3 + kx][v], xv, d[v]);
-    }
+    _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
+      part[ky * 3 + kx] = vi_dot_s16(part[ky * 3 + kx], vi_bcast32(x0 + (size_t)ky * ldx + kx), d);
   }
 }
 
+/* One pass over the sample per vector of channels: its 9 accumulators stay
+ * in registers (9 x 2 ymm and the operands would not fit AVX2's 16). */
 void STEM_WGRAD_NAME(size_t h, size_t w, const int16_t *xs, size_t ldx, const int16_t *dy,
                      size_t ldd, int64_t *acc64) {
   static const int16_t zero_dy[16]; /* the missing second pixel of an odd row's end */
-  i8t_vi part[9][STEM_NV];
-  for (int t = 0; t < 9; t++)
-    for (int v = 0; v < STEM_NV; v++) part[t][v] = vi_zero();
-  size_t pending = 0; /* pixels (pairs count 2) in part since the last flush */
-  for (size_t oy = 0; oy < h; oy++) {
-    const int16_t *xr = xs + oy * ldx, *dr = dy + oy * w * ldd;
-    size_t ox = 0;
-    for (; ox + 2 <= w; ox += 2) {
-      if (pending == I8T_STEM_FLUSH_PIXELS) {
-        stem_wgrad_flush(part, acc64);
-        pending = 0;
+  for (int v = 0; v < STEM_NV; v++) {
+    const int16_t *dv = dy + v * I8T_VLANES;
+    i8t_vi part[9];
+    for (int t = 0; t < 9; t++) part[t] = vi_zero();
+    size_t pending = 0; /* pixels (pairs count 2) in part since the last flush */
+    for (size_t oy = 0; oy < h; oy++) {
+      const int16_t *xr = xs + oy * ldx, *dr = dv + oy * w * ldd;
+      for (size_t ox = 0; ox < w; ox += 2) {
+        if (pending == I8T_STEM_FLUSH_PIXELS) {
+          stem_wgrad_flush(part, acc64 + v * I8T_VLANES);
+          pending = 0;
+        }
+        const int16_t *d1 = ox + 1 < w ? dr + (ox + 1) * ldd : zero_dy;
+        stem_wgrad_pair(dr + ox * ldd, d1, xr + ox, ldx, part);
+        pending += 2;
       }
-      stem_wgrad_pair(dr + ox * ldd, dr + (ox + 1) * ldd, xr + ox, ldx, part);
-      pending += 2;
     }
-    if (ox < w) {
-      if (pending == I8T_STEM_FLUSH_PIXELS) {
-        stem_wgrad_flush(part, acc64);
-        pending = 0;
-      }
-      stem_wgrad_pair(dr + ox * ldd, zero_dy, xr + ox, ldx, part);
-      pending += 2;
-    }
+    stem_wgrad_flush(part, acc64 + v * I8T_VLANES);
   }
-  stem_wgrad_flush(part, acc64);
 }
 
 #undef STEM_WGRAD_NAME
