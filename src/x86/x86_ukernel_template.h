@@ -53,7 +53,10 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
   _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
     _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
   }
-  if (p->a_rows) { /* indirect A: taps of a_tap_groups groups per row pointer */
+  /* Indirect A (taps of a_tap_groups groups per row pointer) marked the rare
+   * case: the usual loop then stays in line and aligned, as it was before
+   * (out of line, it ran the K = 144 GEMMs 2 % slower). */
+  if (__builtin_expect(p->a_rows != NULL, 0)) {
     const size_t tap_bytes = p->a_tap_groups * a_group;
     const char *rows[UK_MR];
     _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] = p->a_rows[r];
