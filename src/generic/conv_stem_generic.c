@@ -11,8 +11,10 @@ void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const void *img, size_t ldx
                                  const int8_t *wq, const int32_t *bias, int32_t *y,
                                  size_t ldy, int32_t *mn, int32_t *mx) {
   const uint8_t *xp = img; /* the u8 image */
-  /* Weights per tap with the channels contiguous: the channel loops vectorise. */
-  int32_t wt[STEM_TAPS][STEM_CO], lo[STEM_CO], hi[STEM_CO];
+  /* Weights per tap with the channels contiguous, int16: the channel loops
+   * vectorise as widening 16-bit multiplies (u8 x s8 fits int16). */
+  int16_t wt[STEM_TAPS][STEM_CO];
+  int32_t lo[STEM_CO], hi[STEM_CO];
   for (int t = 0; t < STEM_TAPS; t++)
     for (int co = 0; co < STEM_CO; co++) wt[t][co] = wq[((t / 3) * STEM_CO + co) * 4 + t % 3];
   for (int co = 0; co < STEM_CO; co++) {
@@ -24,8 +26,8 @@ void i8t_conv3x3_c1_fwd__generic(size_t h, size_t w, const void *img, size_t ldx
       int32_t acc[STEM_CO];
       memcpy(acc, bias, sizeof acc);
       for (int t = 0; t < STEM_TAPS; t++) {
-        int32_t v = xp[(oy + (size_t)(t / 3)) * ldx + ox + (size_t)(t % 3)];
-        for (int co = 0; co < STEM_CO; co++) acc[co] += v * wt[t][co];
+        int16_t v = xp[(oy + (size_t)(t / 3)) * ldx + ox + (size_t)(t % 3)];
+        for (int co = 0; co < STEM_CO; co++) acc[co] += (int32_t)v * wt[t][co];
       }
       int32_t *yp = y + (oy * w + ox) * ldy;
       for (int co = 0; co < STEM_CO; co++) {
