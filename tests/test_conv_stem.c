@@ -164,6 +164,35 @@ static void reference_range(const int64_t *y, size_t rows, size_t C, const float
   *lo = mn, *hi = mx;
 }
 
+/* The fused forward (i8t_conv2d_forward_u8, and the ranges-only pass with
+ * y = NULL) against i8t_conv2d_forward_s8's y then i8t_requantize_s32_u8:
+ * the same ranges and bytes, nearest and stochastic (the counter crossing
+ * 2^32 inside the tensor), for an output range inside and one narrower
+ * than the values (clamping). */
+static void check_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const operands *o,
+                             uint8_t zp, const int32_t *y, const float *cs, size_t ncs,
+                             const float *smin, const float *smax) {
+  size_t N = (size_t)s->batch, rows = (size_t)s->in_h * s->in_w, C = (size_t)s->out_c;
+  size_t count = N * rows * C;
+  float *lo = malloc(2 * N * sizeof *lo), *hi = lo + N;
+  uint8_t *want = malloc(count), *got = malloc(count);
+  assert_true(i8t_conv2d_forward_u8_fits(s, cs, ncs));
+  assert_int_equal(i8t_conv2d_forward_s8(ws, s, o->x, zp, o->w, NULL, cs, ncs, lo, hi), I8T_OK);
+  assert_memory_equal(lo, smin, N * sizeof *lo);
+  assert_memory_equal(hi, smax, N * sizeof *hi);
+  for (int mode = 0; mode < 4; mode++) {
+    float a = smin[0], b = smax[0];
+    if (mode & 1) a = 0.6f * a + 0.4f * b, b = 0.4f * a + 0.6f * b; /* clamps some */
+    i8t_qparams p = i8t_qparams_u8(a < b ? a : b, a < b ? b : a);
+    i8t_rounding r = {mode >= 2, 0x1234, mode >= 2 ? (1ull << 32) - count / 2 : 0};
+    assert_int_equal(i8t_requantize_s32_u8(ws, y, N * rows, C, cs, ncs, p, r, want), I8T_OK);
+    memset(got, 0x55, count);
+    assert_int_equal(i8t_conv2d_forward_u8(ws, s, o->x, zp, o->w, cs, ncs, p, r, got), I8T_OK);
+    assert_memory_equal(got, want, count);
+  }
+  free(lo), free(want), free(got);
+}
+
 /* The layer calls at 1-3 threads, one scale and per-channel scales. */
 static void check_layer(const stem_case *c) {
   i8t_conv_shape s = {c->batch, c->h, c->w, 1, c->out_c, 3, 1, 1};
@@ -194,6 +223,7 @@ static void check_layer(const stem_case *c) {
         assert_true(memcmp(&lo, &smin[n], sizeof lo) == 0);
         assert_true(memcmp(&hi, &smax[n], sizeof hi) == 0);
       }
+      check_forward_u8(ws, &s, &o, (uint8_t)c->zp, y, cs, ncs, smin, smax);
     }
     test_workspace_free(ws, ctx);
   }
@@ -245,6 +275,14 @@ static void test_stem_unusual_scales(void **state) {
     for (int i = 0; i < 16; i++) cs[i] = i == 5 ? odd[k] : 0.01f;
     assert_int_equal(i8t_conv2d_forward_s8(ws, &s, o.x, 128, o.w, y, cs, 16, smin, smax), I8T_OK);
     for (size_t i = 0; i < o.ny; i++) assert_true(y[i] == ry[i]);
+    /* no fused forward, no ranges-only pass for these scales */
+    uint8_t q[2 * 12 * 16];
+    assert_false(i8t_conv2d_forward_u8_fits(&s, cs, 16));
+    assert_int_equal(i8t_conv2d_forward_u8(ws, &s, o.x, 128, o.w, cs, 16, i8t_qparams_u8(0, 1),
+                                           (i8t_rounding){0, 0, 0}, q),
+                     I8T_ERR_UNSUPPORTED);
+    assert_int_equal(i8t_conv2d_forward_s8(ws, &s, o.x, 128, o.w, NULL, cs, 16, smin, smax),
+                     I8T_ERR_INVALID_ARG);
     for (int n = 0; n < 2; n++) {
       float lo, hi;
       reference_range(ry + (size_t)n * 12 * 16, 12, 16, cs, 16, &lo, &hi);

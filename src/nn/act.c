@@ -594,17 +594,24 @@ typedef struct requant_job {
   nn_errors err;
 } requant_job;
 
+i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const float *cs,
+                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
+                              float *v) {
+  const size_t sub = nn_block_rows(C);
+  i8t_status st = I8T_OK;
+  for (size_t b0 = 0; b0 < rows && !st; b0 += sub) {
+    size_t n = (I8T_MIN(rows, b0 + sub) - b0) * C;
+    i8t_kernels()->scale_s32_f32.run(n, y + b0 * C, cs, v);
+    st = i8t_quantize_f32_u8(v, n, p, nn_round_at(r, first + b0 * C), q + b0 * C);
+  }
+  return st;
+}
+
 static void requant_task(void *arg, size_t task, int worker) {
   requant_job *j = arg;
-  const size_t C = j->C, sub = nn_block_rows(C);
-  float *restrict v = nn_scratch(j->ws, worker, NN_SLOT_D);
-  const float *restrict cs = j->cs;
-  size_t r0 = task * j->per, r1 = I8T_MIN(j->rows, r0 + j->per);
-  for (size_t b0 = r0; b0 < r1; b0 += sub) {
-    size_t n = (I8T_MIN(r1, b0 + sub) - b0) * C;
-    i8t_kernels()->scale_s32_f32.run(n, j->y + b0 * C, cs, v);
-    nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C), j->q + b0 * C));
-  }
+  const size_t C = j->C, r0 = task * j->per, r1 = I8T_MIN(j->rows, r0 + j->per);
+  nn_errors_set(&j->err, nn_requantize_rows(j->y + r0 * C, r1 - r0, C, j->cs, j->p, j->r, r0 * C,
+                                            j->q + r0 * C, nn_scratch(j->ws, worker, NN_SLOT_D)));
 }
 
 i8t_status i8t_requantize_s32_u8(i8t_workspace *ws, const int32_t *y, size_t rows,

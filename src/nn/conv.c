@@ -533,14 +533,18 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                                  float *sample_min, float *sample_max) {
   i8t_status st = i8t_conv_check(s);
   if (st) return st;
-  if (!ws || !x || !w || !y) return i8t_error(I8T_ERR_INVALID_ARG, "conv forward: NULL argument");
+  if (!ws || !x || !w) return i8t_error(I8T_ERR_INVALID_ARG, "conv forward: NULL argument");
   if ((sample_min || sample_max) &&
       (!sample_min || !sample_max || !col_scale ||
        (col_scale_count != 1 && col_scale_count != (size_t)s->out_c)))
     return i8t_error(I8T_ERR_INVALID_ARG,
                      "conv forward: sample ranges need both outputs and 1 or out_c=%d scales",
                      s->out_c);
-  if (nn_stem_forward_fits(s, sample_min ? col_scale : NULL, col_scale_count))
+  int stem = nn_stem_forward_fits(s, sample_min ? col_scale : NULL, col_scale_count);
+  if (!y && !(stem && sample_min))
+    return i8t_error(I8T_ERR_INVALID_ARG, "conv forward: NULL y (allowed for the ranges of a "
+                                          "shape i8t_conv2d_forward_u8_fits accepts)");
+  if (stem)
     return nn_stem_forward(ws, s, x, x_zp, w, y, col_scale, col_scale_count, sample_min,
                            sample_max);
   fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w, .y = y,
@@ -578,6 +582,28 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
     return st;
   i8t_parallel_for(ws->ctx, g->tasks, forward_task, &j);
   return nn_errors_get(&j.err);
+}
+
+int i8t_conv2d_forward_u8_fits(const i8t_conv_shape *s, const float *col_scale,
+                               size_t col_scale_count) {
+  return s && col_scale && i8t_conv_check(s) == I8T_OK &&
+         (col_scale_count == 1 || col_scale_count == (size_t)s->out_c) &&
+         nn_stem_forward_fits(s, col_scale, col_scale_count);
+}
+
+i8t_status i8t_conv2d_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
+                                 uint8_t x_zp, const int8_t *w, const float *col_scale,
+                                 size_t col_scale_count, i8t_qparams out, i8t_rounding r,
+                                 uint8_t *q) {
+  i8t_status st = i8t_conv_check(s);
+  if (st) return st;
+  if (!ws || !x || !w || !q || !col_scale)
+    return i8t_error(I8T_ERR_INVALID_ARG, "conv forward u8: NULL argument");
+  if (!i8t_conv2d_forward_u8_fits(s, col_scale, col_scale_count))
+    return i8t_error(I8T_ERR_UNSUPPORTED,
+                     "conv forward u8: not for this shape, these scales or kernel table "
+                     "(see i8t_conv2d_forward_u8_fits)");
+  return nn_stem_forward_u8(ws, s, x, x_zp, w, col_scale, col_scale_count, out, r, q);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -60,10 +60,18 @@ typedef struct stem_fwd_job {
   int s16_image; /* the kernel reads the s16 image (kernel_table.h) */
   const int8_t *wq;    /* [out_c / 16][3][16][4]: the kernel's weight groups */
   const int32_t *bias; /* [out_c]: -zp * the channel's weight sum (u8 image), or 0 */
-  int32_t *y;
+  int32_t *y; /* NULL: each sample's int32 block goes to the worker's slot C */
   const float *col_scale;
   size_t ncs, spt;
   float *smin, *smax;
+  /* Fused output (nn_stem_forward_u8): each sample's block requantized,
+   * still in cache, into q with qp and r; cs_rep: the column scales
+   * replicated over a requantize block. */
+  uint8_t *q;
+  i8t_qparams qp;
+  i8t_rounding r;
+  const float *cs_rep;
+  nn_errors err;
 } stem_fwd_job;
 
 /* Weight groups of every block of 16 channels, and the zero-point terms
@@ -110,7 +118,7 @@ static void sample_range(const int32_t *mn, const int32_t *mx, size_t C, const f
 }
 
 static void stem_fwd_task(void *arg, size_t task, int worker) {
-  const stem_fwd_job *j = arg;
+  stem_fwd_job *j = arg;
   const i8t_conv_shape *s = j->s;
   const i8t_conv3x3_c1_fwd_fn run = i8t_kernels()->conv3x3_c1_fwd.run;
   size_t H = (size_t)s->in_h, W = (size_t)s->in_w, C = (size_t)s->out_c, rows = H * W;
@@ -126,32 +134,60 @@ static void stem_fwd_task(void *arg, size_t task, int worker) {
       fill_s16(s, j->x + n * rows, j->zp, img);
     else
       fill_u8(s, j->x + n * rows, img);
-    int32_t *y = j->y + n * rows * C;
+    int32_t *y = j->y ? j->y + n * rows * C : nn_scratch(j->ws, worker, NN_SLOT_C);
     for (size_t b = 0; b < C / STEM_CO; b++)
       run(H, W, img, padded_ld(s), j->wq + b * 12 * STEM_CO, j->bias + b * STEM_CO,
           y + b * STEM_CO, C, mn + b * STEM_CO, mx + b * STEM_CO);
     if (j->smin) sample_range(mn, mx, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
+    if (j->q)
+      nn_errors_set(&j->err, nn_requantize_rows(y, rows, C, j->cs_rep, j->qp, j->r, n * rows * C,
+                                                j->q + n * rows * C,
+                                                nn_scratch(j->ws, worker, NN_SLOT_D)));
   }
+}
+
+/* The forward with j's outputs (y or not, ranges or not, q or not) set. */
+static i8t_status stem_forward(stem_fwd_job *j, const int8_t *w) {
+  const i8t_conv_shape *s = j->s;
+  size_t C = (size_t)s->out_c, rows = (size_t)s->in_h * (size_t)s->in_w;
+  size_t rep = j->q ? nn_block_rows(C) * C : 0; /* replicated scales */
+  i8t_workspace *ws = j->ws;
+  j->s16_image = i8t_kernels()->conv3x3_c1_fwd.s16_image;
+  i8t_status st;
+  if ((st = nn_reserve(ws, NN_SLOT_A, padded_size(s) * (j->s16_image ? 2 : 1))) ||
+      (st = nn_reserve(ws, NN_SLOT_B, 2 * C * sizeof(int32_t))) ||
+      (!j->y && (st = nn_reserve(ws, NN_SLOT_C, rows * C * sizeof(int32_t)))) ||
+      (rep && (st = nn_reserve(ws, NN_SLOT_D, rep * sizeof(float)))))
+    return st;
+  /* bias, weight groups, scales: each a multiple of 64 bytes (C % 16 == 0) */
+  char *shared = nn_shared_bytes(ws, C * sizeof(int32_t) + C * 12 + rep * sizeof(float));
+  if (!shared) return I8T_ERR_NO_MEMORY;
+  int32_t *bias = (int32_t *)(void *)shared; /* 64-byte aligned base */
+  int8_t *wq = (int8_t *)(shared + C * sizeof(int32_t));
+  float *cs_rep = (float *)(void *)(shared + C * sizeof(int32_t) + C * 12);
+  prepare_weights(w, C, j->s16_image ? 0 : j->zp, wq, bias);
+  for (size_t i = 0; i < rep; i++) cs_rep[i] = j->col_scale[j->ncs == 1 ? 0 : i % C];
+  j->wq = wq, j->bias = bias, j->cs_rep = cs_rep;
+  j->spt = nn_samples_per_task((size_t)s->batch, rows, 1536);
+  nn_errors_init(&j->err);
+  i8t_parallel_for(ws->ctx, nn_task_count((size_t)s->batch, j->spt), stem_fwd_task, j);
+  return nn_errors_get(&j->err);
 }
 
 i8t_status nn_stem_forward(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
                            uint8_t x_zp, const int8_t *w, int32_t *y, const float *col_scale,
                            size_t ncs, float *sample_min, float *sample_max) {
-  size_t C = (size_t)s->out_c, rows = (size_t)s->in_h * (size_t)s->in_w;
-  int s16_image = i8t_kernels()->conv3x3_c1_fwd.s16_image;
-  i8t_status st;
-  if ((st = nn_reserve(ws, NN_SLOT_A, padded_size(s) * (s16_image ? 2 : 1))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, 2 * C * sizeof(int32_t))))
-    return st;
-  char *shared = nn_shared_bytes(ws, C * 12 + C * sizeof(int32_t));
-  if (!shared) return I8T_ERR_NO_MEMORY;
-  int32_t *bias = (int32_t *)(void *)shared; /* 64-byte aligned base */
-  int8_t *wq = (int8_t *)(shared + C * sizeof(int32_t));
-  prepare_weights(w, C, s16_image ? 0 : x_zp, wq, bias);
-  stem_fwd_job j = {ws, s, x, x_zp, s16_image, wq, bias, y, col_scale, ncs,
-                    nn_samples_per_task((size_t)s->batch, rows, 1536), sample_min, sample_max};
-  i8t_parallel_for(ws->ctx, nn_task_count((size_t)s->batch, j.spt), stem_fwd_task, &j);
-  return I8T_OK;
+  stem_fwd_job j = {.ws = ws, .s = s, .x = x, .zp = x_zp, .y = y, .col_scale = col_scale,
+                    .ncs = ncs, .smin = sample_min, .smax = sample_max};
+  return stem_forward(&j, w);
+}
+
+i8t_status nn_stem_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
+                              uint8_t x_zp, const int8_t *w, const float *col_scale, size_t ncs,
+                              i8t_qparams out, i8t_rounding r, uint8_t *q) {
+  stem_fwd_job j = {.ws = ws, .s = s, .x = x, .zp = x_zp, .col_scale = col_scale, .ncs = ncs,
+                    .q = q, .qp = out, .r = r};
+  return stem_forward(&j, w);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -16,10 +16,16 @@ int nn_stem_forward_fits(const i8t_conv_shape *s, const float *col_scale, size_t
 int nn_stem_wgrad_fits(const i8t_conv_shape *s);
 
 /* i8t_conv2d_forward_s8 / i8t_conv2d_backward_weights_s16 for a fitting
- * shape, arguments checked: the same results, bit for bit. */
+ * shape, arguments checked: the same results, bit for bit. y may be NULL
+ * here (the ranges only). */
 i8t_status nn_stem_forward(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
                            uint8_t x_zp, const int8_t *w, int32_t *y, const float *col_scale,
                            size_t ncs, float *sample_min, float *sample_max);
+/* i8t_conv2d_forward_u8 for a fitting shape: the int32 output of each
+ * sample, in the worker's cache, requantized as i8t_requantize_s32_u8. */
+i8t_status nn_stem_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
+                              uint8_t x_zp, const int8_t *w, const float *col_scale, size_t ncs,
+                              i8t_qparams out, i8t_rounding r, uint8_t *q);
 i8t_status nn_stem_backward_weights(i8t_workspace *ws, const i8t_conv_shape *s,
                                     const int16_t *dy, const uint8_t *x, uint8_t x_zp,
                                     int64_t *dw);

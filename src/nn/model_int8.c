@@ -68,15 +68,21 @@ static i8t_status conv_forward(i8t_model *m, int op, nn_conv *c, size_t n, int t
   s.batch = (int)n;
   size_t co = (size_t)s.out_c, ncs = per_channel(m) ? co : 1;
   for (size_t k = 0; k < ncs; k++) c->col_scale[k] = t->qp.scale * c->wscale[k];
-  i8t_status st = i8t_conv2d_forward_s8(m->ws, &s, t->q, (uint8_t)t->qp.zero_point, c->wq,
-                                        c->y32, c->col_scale, ncs, training ? c->smin : NULL,
-                                        training ? c->smax : NULL);
+  const uint8_t zp = (uint8_t)t->qp.zero_point;
+  i8t_rounding r = nn_model_stream(m, op, ROLE_CONV_OUT, act_stochastic(m, training));
+  /* A convolution cheap enough to run twice (the stem): ranges first, then
+   * the u8 output straight from the recomputed int32 blocks. */
+  int twice = i8t_conv2d_forward_u8_fits(&s, c->col_scale, ncs);
+  i8t_status st = I8T_OK;
+  if (!twice || training) /* (evaluation uses the running range) */
+    st = i8t_conv2d_forward_s8(m->ws, &s, t->q, zp, c->wq, twice ? NULL : c->y32, c->col_scale,
+                               ncs, training ? c->smin : NULL, training ? c->smax : NULL);
   if (st) return st;
   c->pqp = activation_range(c->smin, c->smax, n, c->out_range, training);
+  if (twice)
+    return i8t_conv2d_forward_u8(m->ws, &s, t->q, zp, c->wq, c->col_scale, ncs, c->pqp, r, c->pq);
   return i8t_requantize_s32_u8(m->ws, c->y32, n * (size_t)c->oh * c->ow, co, c->col_scale, ncs,
-                               c->pqp,
-                               nn_model_stream(m, op, ROLE_CONV_OUT, act_stochastic(m, training)),
-                               c->pq);
+                               c->pqp, r, c->pq);
 }
 
 /* The u8 terms of a normalisation op, folded with the current statistics. */

@@ -93,6 +93,14 @@ static inline i8t_rounding nn_round_at(i8t_rounding r, size_t first) {
   return r;
 }
 
+/* i8t_requantize_s32_u8 of `rows` rows of C values at y, which are the
+ * tensor's elements first.. (so that the rounding stream matches): q =
+ * Q_u8(y * cs) in blocks of nn_block_rows(C) rows through v (that many
+ * floats of scratch); cs is the column scales replicated over a block. */
+i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const float *cs,
+                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
+                              float *v);
+
 /* Absolute maximum of v[0..n) (0 for n = 0); non-finite values make it +Inf. */
 float nn_absmax(const float *v, size_t n);
 
