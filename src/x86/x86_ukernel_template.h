@@ -44,19 +44,18 @@
   } while (0)
 
 /* The whole tile: inlined into both entry points, so that the packed-A
- * strides of UK_NAME are compile-time constants (and its indirect branch
- * drops out). */
-static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args *p) {
+ * strides of UK_NAME are compile-time constants; `indirect` (a constant at
+ * each call) selects the addressing of A, so that run_ex holds two whole
+ * tiles and its usual one is compiled without the indirect loop in it. */
+static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args *p,
+                                                          const int indirect) {
   const char *a = p->a, *b = p->b;
   const size_t a_row = p->a_row_bytes, a_group = p->a_group_bytes;
   i8t_vi acc[UK_MR][UK_NV];
   _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
     _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
   }
-  /* Indirect A (taps of a_tap_groups groups per row pointer) marked the rare
-   * case: the usual loop then stays in line and aligned, as it was before
-   * (out of line, it ran the K = 144 GEMMs 2 % slower). */
-  if (__builtin_expect(p->a_rows != NULL, 0)) {
+  if (indirect) { /* taps of a_tap_groups groups per row pointer */
     const size_t tap_bytes = p->a_tap_groups * a_group;
     const char *rows[UK_MR];
     _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] = p->a_rows[r];
@@ -93,10 +92,16 @@ void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, 
   const i8t_ukernel_args p = {.kc = kc, .a = a_packed, .a_row_bytes = 4,
                               .a_group_bytes = UK_MR * 4, .b = b_packed, .c32 = c,
                               .ldc = ldc, .accumulate = accumulate};
-  UK_TILE(&p);
+  UK_TILE(&p, 0);
 }
 
-void UK_NAME_EX(const i8t_ukernel_args *p) { UK_TILE(p); }
+void UK_NAME_EX(const i8t_ukernel_args *p) {
+  if (__builtin_expect(p->a_rows == NULL, 1)) { /* the usual tile first, in line */
+    UK_TILE(p, 0);
+  } else {
+    UK_TILE(p, 1);
+  }
+}
 
 #ifdef UK_SUM_NAME
 /* sums[c] += column c of the panel: a dot step against a broadcast of ones
