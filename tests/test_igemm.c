@@ -1,9 +1,10 @@
 /* The implicit ("indirect") GEMM of the int8 conv forward: the indirect u8s8
  * GEMM against a plain int64 product (row pointers anywhere, aliased rows,
  * edge tiles, several KC blocks of whole taps, 1-3 threads), and the conv
- * forward, which takes it where the kernel can, against a direct integer
- * convolution on every ISA (the others keep im2col): borders, strides,
- * kernels 1 / 3 / 5, pads 0-2, 4-128 channels, random and extreme values. */
+ * forward and grad input (its stride-1 transposed convolution over dy + 128),
+ * which take it where the kernel can, against direct integer loops on every
+ * ISA (the others keep im2col): borders, strides, kernels 1 / 3 / 5, pads
+ * 0-2, 4-128 channels, random and extreme values. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,26 @@ static void conv_forward_ref(const i8t_conv_shape *s, const uint8_t *x, int zp, 
         }
 }
 
+/* The grad input dx = sum over the windows of dy * w (int64). */
+static void conv_grad_input_ref(const i8t_conv_shape *s, const int8_t *dy, const int8_t *w,
+                                int64_t *dx) {
+  int oh = i8t_conv_out_h(s), ow = i8t_conv_out_w(s), k = s->kernel, K = (int)i8t_conv_k(s);
+  memset(dx, 0, (size_t)s->batch * s->in_h * s->in_w * s->in_c * sizeof *dx);
+  for (int n = 0; n < s->batch; n++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++)
+        for (int ky = 0; ky < k; ky++)
+          for (int kx = 0; kx < k; kx++) {
+            int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+            if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) continue;
+            int64_t *d = dx + ((size_t)(n * s->in_h + iy) * s->in_w + ix) * s->in_c;
+            const int8_t *g = dy + ((size_t)(n * oh + oy) * ow + ox) * s->out_c;
+            for (int co = 0; co < s->out_c; co++)
+              for (int ci = 0; ci < s->in_c; ci++)
+                d[ci] += (int64_t)g[co] * w[(size_t)co * K + (size_t)(ky * k + kx) * s->in_c + ci];
+          }
+}
+
 /* Values of mode 0 random (zp random), 1 all 255 against zp 0 and +127
  * weights (largest sums), 2 all 0 against zp 255 (smallest), 3 0 / 255 at
  * random against zp 128 with +-127 weights. */
@@ -162,11 +183,21 @@ static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uin
   uint8_t *x = malloc(nx);
   int8_t *w = malloc(nw);
   int32_t *y = malloc(ny * sizeof *y);
-  int64_t *ref = malloc(ny * sizeof *ref);
+  int64_t *ref = malloc(ny * sizeof *ref), *dref = malloc(nx * sizeof *dref);
+  int8_t *dy = malloc(ny);
+  int32_t *dx = malloc(nx * sizeof *dx);
   for (int mode = 0; mode < 4; mode++) {
     int zp;
     fill_conv(mode, rng, x, nx, w, nw, &zp);
     conv_forward_ref(&s, x, zp, w, ref);
+    /* dy: random, or all -128 / 127 / +-127 (the grad input's u8 path
+     * reads dy + 128: 0, 255 and the extremes of its zero point 128). */
+    for (size_t i = 0; i < ny; i++)
+      dy[i] = (int8_t)(mode == 0   ? test_rand_range(rng, -128, 127)
+                       : mode == 1 ? 127
+                       : mode == 2 ? -128
+                                   : (test_rand_range(rng, 0, 1) ? 127 : -127));
+    conv_grad_input_ref(&s, dy, w, dref);
     for (int threads = 1; threads <= 2; threads++) {
       i8t_workspace *ws = wss[threads - 1];
       for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
@@ -181,11 +212,20 @@ static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uin
                 "y[%zu] = %d, expected %lld",
                 s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode, threads,
                 l, i, y[i], (long long)ref[i]);
+        memset(dx, 0x55, nx * sizeof *dx);
+        assert_int_equal(i8t_conv2d_backward_data_s8(ws, &s, dy, w, dx), I8T_OK);
+        for (size_t i = 0; i < nx; i++)
+          if (dx[i] != dref[i])
+            fail_msg(
+                "conv grad input %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, "
+                "layout %zu: dx[%zu] = %d, expected %lld",
+                s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode, threads,
+                l, i, dx[i], (long long)dref[i]);
       }
       i8t_conv_layout_for_tests(0, 0);
     }
   }
-  free(x), free(w), free(y), free(ref);
+  free(x), free(w), free(y), free(ref), free(dref), free(dy), free(dx);
   /* The conv's rule (conv.c forward_indirect_ok) for the shapes below, all
    * of one row group: not 1x1 stride 1 unpadded, more than one channel. */
   size_t N = I8T_ROUND_UP((size_t)s.out_c, i8t_gemm_panel_width(I8T_GEMM_U8S8S32, s.out_c));

@@ -350,7 +350,7 @@ typedef struct fwd_job {
   uint8_t zp;
   const int8_t *w; /* [N x G*ld]: grouped_weights */
   size_t ld, G, N;  /* column matrix row bytes, row groups, GEMM width */
-  int indirect;     /* implicit GEMM: row pointers into x (see forward_gemm_indirect) */
+  int indirect;     /* implicit GEMM: row pointers into x (see gemm_indirect_block) */
   int32_t *y;
   const float *col_scale;
   size_t ncs;
@@ -403,7 +403,7 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Implicit GEMM: the forward without a column matrix                       */
+/* Implicit GEMM: convolutions without a column matrix                      */
 /* ------------------------------------------------------------------------ */
 
 /* In NHWC a window row of the input (kernel pixels of C channels) is one
@@ -411,65 +411,88 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
  * on. So an output pixel's im2col row is `kernel` runs at one pointer, an
  * image row apart: the indirect GEMM (kernel_table.h) reads them in place,
  * given one pointer per output pixel. With padding, each sample is first
- * copied into a zero-point padded image ((H + 2P) x (W + 2P) pixels: 1/k^2
- * of the column matrix's bytes), so that every window is inside it. Where
- * the table's u8s8 kernel cannot read A in place (AVX2 packs it to int16,
- * generic, NEON), for taps of partial K groups (kernel * C not a multiple
- * of 4), row-grouped outputs (G > 1) and the 1-channel stem, conv keeps
- * im2col. */
-static int forward_indirect_ok(const nn_conv_geom *g, size_t G, size_t N) {
+ * copied into a padded image ((H + 2P) x (W + 2P) pixels: 1/k^2 of the
+ * column matrix's bytes), so that every window is inside it; an int8 source
+ * (the grad input's dy) is copied as dy + 128 (u8, zero point 128) at any
+ * padding. Where the table's u8s8 kernel cannot read A in place (AVX2 packs
+ * it to int16, generic, NEON), for taps of partial K groups (kernel * C not
+ * a multiple of 4), row-grouped outputs (G > 1) and 1-channel inputs, conv
+ * keeps im2col. */
+static int indirect_ok(const nn_conv_geom *g, size_t G, size_t N) {
   return !g->direct && g->s.in_c > 1 && G == 1 &&
          i8t_gemm_u8s8s32_indirect_ok(N, (size_t)g->s.kernel * (size_t)g->s.in_c);
 }
 
-static size_t padded_image_bytes(const nn_conv_geom *g) {
-  if (g->s.pad == 0) return 0; /* rows point into x itself */
-  size_t hp = (size_t)(g->s.in_h + 2 * g->s.pad), wp = (size_t)(g->s.in_w + 2 * g->s.pad);
-  return I8T_ROUND_UP(hp * wp * (size_t)g->s.in_c, 64);
+/* An implicit GEMM's A: samples of the input of geometry g, bytes of x (s8:
+ * int8 values, read as x + 128 through the copy), padding pad_byte (also
+ * the GEMM's zero point). */
+typedef struct indirect_src {
+  const nn_conv_geom *g;
+  const void *x;
+  uint8_t pad_byte;
+  int s8;
+} indirect_src;
+
+static size_t padded_image_bytes(const indirect_src *src) {
+  const i8t_conv_shape *s = &src->g->s;
+  if (s->pad == 0 && !src->s8) return 0; /* rows point into x itself */
+  size_t hp = (size_t)(s->in_h + 2 * s->pad), wp = (size_t)(s->in_w + 2 * s->pad);
+  return I8T_ROUND_UP(hp * wp * (size_t)s->in_c, 64);
 }
 
-/* Buffer bytes per output row that forward_gemm_indirect needs (row
+/* Buffer bytes per output row that gemm_indirect_block needs (row
  * pointers, padded images and the alignment of the images' start), in the
  * units the chunk and scratch sizes count (bytes per output row). */
-static size_t indirect_row_bytes(const nn_conv_geom *g) {
-  size_t per_sample = g->out_rows * sizeof(void *) + padded_image_bytes(g) + 64;
+static size_t indirect_row_bytes(const indirect_src *src) {
+  const nn_conv_geom *g = src->g;
+  size_t per_sample = g->out_rows * sizeof(void *) + padded_image_bytes(src) + 64;
   return (per_sample + g->out_rows - 1) / g->out_rows;
 }
 
-/* dst = sample image src (h x w pixels of pixb bytes) framed by p pixels of
- * pad_byte on every side. */
+/* d[0..n) = s + 128 for int8 s (the sign bit flipped), as u8. */
+static void copy_s8_as_u8(uint8_t *restrict d, const uint8_t *restrict s, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] = s[i] ^ 0x80;
+}
+
+/* dst = sample image src (h x w pixels of pixb bytes; s8: + 128) framed by
+ * p pixels of pad_byte on every side. */
 static void pad_image(const uint8_t *src, size_t h, size_t w, size_t pixb, size_t p,
-                      uint8_t pad_byte, uint8_t *dst) {
+                      uint8_t pad_byte, int s8, uint8_t *dst) {
   size_t wpb = (w + 2 * p) * pixb, side = p * pixb, line = w * pixb;
   memset(dst, pad_byte, p * wpb);
   dst += p * wpb;
   for (size_t y = 0; y < h; y++, dst += wpb, src += line) {
     memset(dst, pad_byte, side);
-    memcpy(dst + side, src, line);
+    if (s8) {
+      copy_s8_as_u8(dst + side, src, line);
+    } else {
+      memcpy(dst + side, src, line);
+    }
     memset(dst + side + line, pad_byte, side);
   }
   memset(dst, pad_byte, p * wpb);
 }
 
 typedef struct indirect_rows_job {
-  const fwd_job *j;
+  const indirect_src *src;
   size_t n0;
   const void **rows; /* out_rows per sample */
-  uint8_t *images;    /* padded_image_bytes per sample (pad > 0) */
+  uint8_t *images;   /* padded_image_bytes per sample */
 } indirect_rows_job;
 
-/* One sample: its padded image (pad > 0), then a pointer per output pixel
+/* One sample: its padded image (if any), then a pointer per output pixel
  * to its window's first byte (the image rows are `pitch` bytes apart). */
 static void indirect_rows_task(void *arg, size_t task, int worker) {
   const indirect_rows_job *r = arg;
-  const nn_conv_geom *g = &r->j->g;
+  const nn_conv_geom *g = r->src->g;
   size_t C = (size_t)g->s.in_c, S = (size_t)g->s.stride, P = (size_t)g->s.pad;
-  size_t pitch = ((size_t)g->s.in_w + 2 * P) * C;
-  const uint8_t *img = r->j->x + (r->n0 + task) * g->in_rows * C;
+  size_t pitch = ((size_t)g->s.in_w + 2 * P) * C, image_bytes = padded_image_bytes(r->src);
+  const uint8_t *img = (const uint8_t *)r->src->x + (r->n0 + task) * g->in_rows * C;
   (void)worker;
-  if (P > 0) {
-    uint8_t *dst = r->images + task * padded_image_bytes(g);
-    pad_image(img, (size_t)g->s.in_h, (size_t)g->s.in_w, C, P, r->j->zp, dst);
+  if (image_bytes) {
+    uint8_t *dst = r->images + task * image_bytes;
+    pad_image(img, (size_t)g->s.in_h, (size_t)g->s.in_w, C, P, r->src->pad_byte, r->src->s8,
+              dst);
     img = dst;
   }
   const void **rows = r->rows + task * g->out_rows;
@@ -479,18 +502,19 @@ static void indirect_rows_task(void *arg, size_t task, int worker) {
   }
 }
 
-/* The block's GEMM over samples [n0, n1) into dst (rows N apart), from row
- * pointers and padded images in buf (indirect_row_bytes per output row). */
-static i8t_status forward_gemm_indirect(const fwd_job *j, size_t n0, size_t n1, void *buf,
-                                        int32_t *dst) {
-  const nn_conv_geom *g = &j->g;
+/* The GEMM of samples [n0, n1) with weights w [N x K] (rows K bytes apart)
+ * into dst (rows N apart), from row pointers and padded images in buf
+ * (indirect_row_bytes per output row). */
+static i8t_status gemm_indirect_block(i8t_context *ctx, const indirect_src *src, size_t n0,
+                                      size_t n1, void *buf, const int8_t *w, size_t N,
+                                      int32_t *dst) {
+  const nn_conv_geom *g = src->g;
   size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.in_c, k = (size_t)g->s.kernel;
-  indirect_rows_job r = {j, n0, buf,
-                         (uint8_t *)buf + I8T_ROUND_UP(m * sizeof(void *), 64)};
-  i8t_parallel_for(j->ws->ctx, n1 - n0, indirect_rows_task, &r);
+  indirect_rows_job r = {src, n0, buf, (uint8_t *)buf + I8T_ROUND_UP(m * sizeof(void *), 64)};
+  i8t_parallel_for(ctx, n1 - n0, indirect_rows_task, &r);
   i8t_gemm_indirect_a A = {r.rows, k, k * C, ((size_t)g->s.in_w + 2 * (size_t)g->s.pad) * C};
-  i8t_matrix B = {j->w, 1, j->ld};
-  return i8t_gemm_u8s8s32_indirect(j->ws->ctx, m, j->N, &A, j->zp, B, dst, j->N);
+  i8t_matrix B = {w, 1, g->K};
+  return i8t_gemm_u8s8s32_indirect(ctx, m, N, &A, src->pad_byte, B, dst, N);
 }
 
 /* Samples [n0, n1): cols holds their columns (or, indirect, their row
@@ -504,7 +528,8 @@ static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols,
   int32_t *dst = padded_out ? out : j->y + n0 * g->out_rows * C;
   i8t_status st;
   if (j->indirect) {
-    st = forward_gemm_indirect(j, n0, n1, cols, dst);
+    indirect_src src = {g, j->x, j->zp, 0};
+    st = gemm_indirect_block(ctx, &src, n0, n1, cols, j->w, j->N, dst);
   } else {
     const uint8_t *a = j->x + n0 * g->in_rows * (size_t)g->s.in_c;
     if (!g->direct) {
@@ -558,8 +583,9 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
   j.ld = g->direct ? K : I8T_ROUND_UP(K, 4);
   j.G = row_groups(I8T_GEMM_U8S8S32, Co, g->out_rows, j.ld);
   j.N = j.G > 1 ? j.G * Co : padded(I8T_GEMM_U8S8S32, Co);
-  j.indirect = forward_indirect_ok(g, j.G, j.N);
-  size_t col_bytes = g->direct ? 0 : j.indirect ? indirect_row_bytes(g) : j.ld;
+  j.indirect = indirect_ok(g, j.G, j.N);
+  indirect_src src = {g, x, x_zp, 0};
+  size_t col_bytes = g->direct ? 0 : j.indirect ? indirect_row_bytes(&src) : j.ld;
   size_t out_bytes = j.G == 1 && j.N != Co ? j.N * sizeof(int32_t) : 0;
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
@@ -623,6 +649,7 @@ typedef struct bwd_data_job {
   i8t_workspace *ws;
   const int8_t *dy, *w, *wt;
   const uint8_t *dy_u8; /* transposed, when set: dy + 128 (see dy_as_u8) */
+  int indirect;         /* transposed: implicit GEMM over dy + 128 (gemm_indirect_block) */
   int32_t *dx;
   /* i8t_conv2d_backward_data_absmax_s8: the gradient sum dx completes (its
    * sources, dx last) and each sample's max |g|, taken after its block. */
@@ -802,7 +829,10 @@ static i8t_status backward_data_gemm(bwd_data_job *j, size_t n0, size_t n1, int8
     int padded_out = j->G == 1 && j->N != Ci;
     i8t_matrix A = {cols, Kg, 1}, B = {j->wt, 1, Kg}; /* wt: [N x Kg] */
     int32_t *c = padded_out ? out : dx;
-    if (j->dy_u8) { /* padding is the value 0: byte 128 */
+    if (j->indirect) { /* dy + 128 through the padded copies, padding byte 128 */
+      indirect_src src = {t, j->dy, 128, 1};
+      st = gemm_indirect_block(ctx, &src, n0, n1, cols, j->wt, j->N, c);
+    } else if (j->dy_u8) { /* padding is the value 0: byte 128 */
       im2col_samples(ctx, t, j->dy_u8, 128, n0, n1, cols, t->K);
       st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, 128, B, c, j->N);
     } else {
@@ -894,7 +924,9 @@ static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, cons
     j.G = row_groups(I8T_GEMM_S8S8S32, Ci, g->out_rows, g->K);
     j.N = j.G > 1 ? j.G * Ci : padded(I8T_GEMM_S8S8S32, Ci);
     wbytes = j.N * j.G * g->K;
-    col_bytes = g->K;
+    j.indirect = dy_as_u8(j.N) && indirect_ok(g, j.G, j.N);
+    indirect_src src = {g, dy, 128, 1};
+    col_bytes = j.indirect ? indirect_row_bytes(&src) : g->K;
     out_bytes = j.G == 1 && j.N != Ci ? j.N * sizeof(int32_t) : 0;
   } else if (!j.g.direct) {
     wbytes = Co * padded(I8T_GEMM_S8S8S32, g->K);
@@ -905,7 +937,7 @@ static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, cons
   void *buf[4];
   size_t dy_bytes = (size_t)s->batch * j.g.out_rows * Co;
   size_t sizes[4] = {wbytes, rows * col_bytes, rows * out_bytes,
-                     j.transposed && dy_as_u8(j.N) ? dy_bytes : 0};
+                     j.transposed && !j.indirect && dy_as_u8(j.N) ? dy_bytes : 0};
   if ((st = shared_regions(ws, 4, sizes, buf))) return st;
   if (j.transposed) {
     flip_weights(ws->ctx, s, w, j.G, j.N, buf[0]);
