@@ -47,6 +47,7 @@ typedef struct gemm_job {
   int32_t corr_factor;     /* C -= corr_factor * colsum(B); 0 = no correction */
   int a_in_place;          /* A is read where it is (see a_readable_in_place) */
   const i8t_gemm_indirect_a *ind; /* or A is indirect (never packed; kc whole taps) */
+  size_t tap_groups;               /* indirect: K groups per tap */
 } gemm_job;
 
 static size_t a_block_bytes(const gemm_job *j) {
@@ -130,7 +131,7 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
     if (ap.rows) {
       args.a_rows = ap.rows;
       args.a_tap_bytes = j->ind->tap_pitch;
-      args.a_tap_groups = j->ind->tap_bytes / uk->kr;
+      args.a_tap_groups = j->tap_groups;
     }
     if (full) {
       args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
@@ -195,6 +196,7 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
     i8t_pack_src bs = offset_src(&j->b, pc, col0);
     pack_b(uk, &bs, kb, nb, bpack);
     int first_k = pc == 0, last_k = pc + kb == j->K;
+    size_t tap0 = j->ind ? pc / j->ind->tap_bytes : 0; /* no division per tile */
     for (size_t row0 = task_row0; row0 < task_row0 + task_mb; row0 += j->mc) {
       size_t mb = I8T_MIN(j->mc, task_row0 + task_mb - row0);
       int first_m = row0 == task_row0; /* the one that sums the B panels */
@@ -207,7 +209,7 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
         pack_a(uk, &as, mb - m_direct, kb, apack);
       }
       for (size_t jr = 0; jr < nb; jr += uk->nr) {
-        const char *bp = bpack + (jr / uk->nr) * kc_pad * uk->nr * b_esize;
+        const char *bp = bpack + jr * kc_pad * b_esize; /* panel jr / NR */
         /* Summed just before its first tiles: the panel is then in L1. */
         if (sums && first_m) sum_b(uk, kc_pad, bp, sums + jr);
         if (sums && first_m && last_k) sums_to_correction(j, sums + jr);
@@ -218,13 +220,14 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
           if (j->ind) {
             ap = (a_panel){NULL, 0, uk->kr * a_esize,
                            indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir),
-                                              pc / j->ind->tap_bytes, rp)};
+                                              tap0, rp)};
           } else if (ir < m_direct) {
             ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
                            uk->kr * a_esize, NULL};
           } else {
-            ap = (a_panel){apack + (ir - m_direct) / uk->mr * kc_pad * uk->mr * a_esize,
-                           uk->kr * a_esize, (size_t)uk->mr * uk->kr * a_esize, NULL};
+            /* panel (ir - m_direct) / MR: MR * kc_pad elements each */
+            ap = (a_panel){apack + (ir - m_direct) * kc_pad * a_esize, uk->kr * a_esize,
+                           (size_t)uk->mr * uk->kr * a_esize, NULL};
           }
           run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
                    I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
@@ -496,6 +499,7 @@ i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
                        i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
   size_t max_taps = u8s8_kc_limit(uk) / A->tap_bytes, blocks = (A->taps + max_taps - 1) / max_taps;
   j.kc = (A->taps + blocks - 1) / blocks * A->tap_bytes;
+  j.tap_groups = A->tap_bytes / uk->kr;
   j.corr_factor = a_zero_point; /* A packed as raw u8: shift 0 */
   return run_job(ctx, &j);
 }
