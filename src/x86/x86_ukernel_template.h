@@ -59,7 +59,8 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
     const size_t tap_bytes = p->a_tap_groups * a_group;
     const char *rows[UK_MR];
     _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] = p->a_rows[r];
-    for (size_t t = p->kc / (UK_KR * p->a_tap_groups); t > 0; t--) {
+    /* kc / KR groups in whole taps; counted down (no division per call) */
+    for (size_t g = p->kc / UK_KR; g > 0; g -= p->a_tap_groups) {
       for (size_t off = 0; off < tap_bytes; off += a_group) UK_GROUP(rows[r] + off);
       _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] += p->a_tap_bytes;
     }
