@@ -177,6 +177,17 @@ static const struct {
 
 /* Returns whether the shape ran the indirect GEMM on the current table.
  * wss: workspaces of 1 and 2 threads. */
+/* got[0..n) == want[0..n), else a message naming the case and the first difference. */
+static void check_equal(const char *what, const int32_t *got, const int64_t *want, size_t n,
+                        const i8t_conv_shape *s, int mode, int threads, size_t layout) {
+  for (size_t i = 0; i < n; i++)
+    if (got[i] != want[i])
+      fail_msg("conv %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, layout %zu: "
+               "%s[%zu] = %d, expected %lld",
+               s->batch, s->in_h, s->in_w, s->in_c, s->out_c, s->kernel, s->stride, s->pad, mode,
+               threads, layout, what, i, got[i], (long long)want[i]);
+}
+
 static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uint64_t *rng) {
   size_t nx = (size_t)s.batch * s.in_h * s.in_w * s.in_c, nw = (size_t)s.out_c * i8t_conv_k(&s);
   size_t ny = (size_t)s.batch * i8t_conv_out_h(&s) * i8t_conv_out_w(&s) * s.out_c;
@@ -205,22 +216,10 @@ static int check_conv_forward(i8t_workspace *const wss[2], i8t_conv_shape s, uin
         memset(y, 0x55, ny * sizeof *y);
         assert_int_equal(i8t_conv2d_forward_s8(ws, &s, x, (uint8_t)zp, w, y, NULL, 0, NULL, NULL),
                          I8T_OK);
-        for (size_t i = 0; i < ny; i++)
-          if (y[i] != ref[i])
-            fail_msg(
-                "conv %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, layout %zu: "
-                "y[%zu] = %d, expected %lld",
-                s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode, threads,
-                l, i, y[i], (long long)ref[i]);
+        check_equal("y", y, ref, ny, &s, mode, threads, l);
         memset(dx, 0x55, nx * sizeof *dx);
         assert_int_equal(i8t_conv2d_backward_data_s8(ws, &s, dy, w, dx), I8T_OK);
-        for (size_t i = 0; i < nx; i++)
-          if (dx[i] != dref[i])
-            fail_msg(
-                "conv grad input %dx%dx%dx%d -> %d k%d s%d p%d mode %d, %d threads, "
-                "layout %zu: dx[%zu] = %d, expected %lld",
-                s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel, s.stride, s.pad, mode, threads,
-                l, i, dx[i], (long long)dref[i]);
+        check_equal("dx", dx, dref, nx, &s, mode, threads, l);
       }
       i8t_conv_layout_for_tests(0, 0);
     }
