@@ -27,9 +27,5 @@ void i8t_init_table_avx2(i8t_kernel_table *t) {
   I8T_NN_SET(t, avx2);
   /* The stem's kernels from the x86 template, the forward on the s16 image
    * (vpmaddwd: no u8 x s8 dot step without saturation). */
-  t->conv3x3_c1_fwd.name = "conv3x3_c1_fwd__avx2";
-  t->conv3x3_c1_fwd.run = i8t_conv3x3_c1_fwd__avx2;
-  t->conv3x3_c1_fwd.s16_image = 1;
-  t->conv3x3_c1_wgrad.name = "conv3x3_c1_wgrad__avx2";
-  t->conv3x3_c1_wgrad.run = i8t_conv3x3_c1_wgrad__avx2;
+  I8T_X86_SET_STEM(t, avx2, 1);
 }

@@ -58,8 +58,5 @@ void i8t_init_table_avx512vnni(i8t_kernel_table *t) {
                                              16, 16);
   I8T_X86_SET_ELEMENTWISE(t, avx512vnni);
   I8T_NN_SET(t, avx512vnni);
-  t->conv3x3_c1_fwd.name = "conv3x3_c1_fwd__avx512vnni";
-  t->conv3x3_c1_fwd.run = i8t_conv3x3_c1_fwd__avx512vnni;
-  t->conv3x3_c1_wgrad.name = "conv3x3_c1_wgrad__avx512vnni";
-  t->conv3x3_c1_wgrad.run = i8t_conv3x3_c1_wgrad__avx512vnni;
+  I8T_X86_SET_STEM(t, avx512vnni, 0);
 }

@@ -31,6 +31,24 @@
   void NAME(size_t kc, const void *a, const void *b, int32_t *c, size_t ldc, int accumulate); \
   void NAME_EX(const i8t_ukernel_args *args);
 
+/* The stem convolution's direct kernels (x86_stem_template.h). */
+#define I8T_X86_DECLARE_STEM(SFX)                                                          \
+  void i8t_conv3x3_c1_fwd__##SFX(size_t h, size_t w, const void *img, size_t ldx,          \
+                                 const int8_t *wq, const int32_t *bias, int32_t *y,       \
+                                 size_t ldy, int32_t *mn, int32_t *mx);                   \
+  void i8t_conv3x3_c1_wgrad__##SFX(size_t h, size_t w, const int16_t *xs, size_t ldx,      \
+                                   const int16_t *dy, size_t ldd, int64_t *acc);
+
+/* Fills the stem entries of table t (S16_IMAGE: the forward reads the s16 image). */
+#define I8T_X86_SET_STEM(t, SFX, S16_IMAGE)                        \
+  do {                                                             \
+    (t)->conv3x3_c1_fwd.name = "conv3x3_c1_fwd__" #SFX;            \
+    (t)->conv3x3_c1_fwd.run = i8t_conv3x3_c1_fwd__##SFX;           \
+    (t)->conv3x3_c1_fwd.s16_image = (S16_IMAGE);                   \
+    (t)->conv3x3_c1_wgrad.name = "conv3x3_c1_wgrad__" #SFX;        \
+    (t)->conv3x3_c1_wgrad.run = i8t_conv3x3_c1_wgrad__##SFX;       \
+  } while (0)
+
 /* Fills the elementwise entries of table t with the kernels of suffix SFX. */
 #define I8T_X86_SET_ELEMENTWISE(t, SFX)                                               \
   do {                                                                                \
@@ -50,12 +68,7 @@ I8T_X86_DECLARE_ELEMENTWISE(avx2)
 I8T_X86_DECLARE_PACKERS(avx2)
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_4x16c2__avx2,
                         i8t_gemm_s16s16s32_ukernel_ex_4x16c2__avx2)
-
-void i8t_conv3x3_c1_fwd__avx2(size_t h, size_t w, const void *img, size_t ldx,
-                              const int8_t *wq, const int32_t *bias, int32_t *y, size_t ldy,
-                              int32_t *mn, int32_t *mx);
-void i8t_conv3x3_c1_wgrad__avx2(size_t h, size_t w, const int16_t *xs, size_t ldx,
-                                const int16_t *dy, size_t ldd, int64_t *acc);
+I8T_X86_DECLARE_STEM(avx2)
 
 I8T_X86_DECLARE_ELEMENTWISE(avx512vnni)
 I8T_X86_DECLARE_PACKERS(avx512vnni)
@@ -65,12 +78,7 @@ void i8t_sum_b_8x32c4__avx512vnni(const i8t_gemm_ukernel *uk, size_t kc_pad,
                                   const void *b_panel, int32_t *sums);
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_s16s16s32_ukernel_8x32c2__avx512vnni,
                         i8t_gemm_s16s16s32_ukernel_ex_8x32c2__avx512vnni)
-/* The stem convolution's direct kernels (x86_stem_template.h). */
-void i8t_conv3x3_c1_fwd__avx512vnni(size_t h, size_t w, const void *img, size_t ldx,
-                                    const int8_t *wq, const int32_t *bias, int32_t *y,
-                                    size_t ldy, int32_t *mn, int32_t *mx);
-void i8t_conv3x3_c1_wgrad__avx512vnni(size_t h, size_t w, const int16_t *xs, size_t ldx,
-                                      const int16_t *dy, size_t ldd, int64_t *acc);
+I8T_X86_DECLARE_STEM(avx512vnni)
 /* Narrow variants (NR = 16) for GEMMs of at most 16 columns. */
 I8T_X86_DECLARE_UKERNEL(i8t_gemm_u8s8s32_ukernel_16x16c4__avx512vnni,
                         i8t_gemm_u8s8s32_ukernel_ex_16x16c4__avx512vnni)
