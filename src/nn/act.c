@@ -427,11 +427,9 @@ static float gradient_absmax(sum_act_job *j, size_t tasks, int fused) {
   if (!ta) return -1.0f;
   j->task_abs = ta;
   i8t_parallel_for(j->ws->ctx, tasks, fused ? fused_absmax_task : backward_absmax_task, j);
-  float m = 0.0f;
-  int nan = 0;
-  for (size_t t = 0; t < tasks; t++) nan |= ta[t] != ta[t], m = fmaxf(m, ta[t]);
+  float m = nn_max_of_parts(ta, tasks);
   if (ta != task_abs) free(ta);
-  return nan ? NAN : m;
+  return m;
 }
 
 /* absmax: the first pass's result when the caller has it (known_absmax),

@@ -892,6 +892,14 @@ static void backward_data_task(void *arg, size_t task, int worker) {
                                              nn_scratch(j->ws, worker, NN_SLOT_C)));
 }
 
+/* The gradient sum's sources into srcs: the others, then dx (I8T_GRAD_S32
+ * with dx_scale); returns their count. */
+static int sum_sources(const i8t_grad_sum_ref *sum, const int32_t *dx, i8t_grad_src *srcs) {
+  for (int k = 0; k < sum->nothers; k++) srcs[k] = sum->others[k];
+  srcs[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
+  return sum->nothers + 1;
+}
+
 /* sum and sample_abs: the absmax variant's, or NULL. */
 static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, const int8_t *dy,
                                 const int8_t *w, int32_t *dx, const i8t_grad_sum_ref *sum,
@@ -903,9 +911,7 @@ static i8t_status backward_data(i8t_workspace *ws, const i8t_conv_shape *s, cons
   bwd_data_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .w = w, .dx = dx,
                     .sample_abs = sample_abs};
   if (sum) {
-    for (int k = 0; k < sum->nothers; k++) j.sum_src[k] = sum->others[k];
-    j.sum_src[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
-    j.sum_nsrc = sum->nothers + 1;
+    j.sum_nsrc = sum_sources(sum, dx, j.sum_src);
     j.sum_mask = sum->relu_mask;
     j.sum_out = sum->sum_out;
   }
@@ -980,22 +986,15 @@ i8t_status i8t_conv2d_backward_data_absmax_s8(i8t_workspace *ws, const i8t_conv_
                      sum ? sum->nothers : 0, I8T_GRAD_SPAN_MAX - 1);
   /* Checks the sources as the per-sample calls will see them (dx last). */
   i8t_grad_src srcs[I8T_GRAD_SPAN_MAX];
-  for (int k = 0; k < sum->nothers; k++) srcs[k] = sum->others[k];
-  srcs[sum->nothers] = (i8t_grad_src){I8T_GRAD_S32, dx, sum->dx_scale};
+  int nsrc = sum_sources(sum, dx, srcs);
   i8t_act_shape sh = {(size_t)s->batch, (size_t)s->in_h * (size_t)s->in_w, (size_t)s->in_c};
   float unused;
-  if ((st = i8t_grad_sum_absmax_u8(srcs, sum->nothers + 1, sum->relu_mask, sh, 0, 0, &unused,
-                                   NULL)))
+  if ((st = i8t_grad_sum_absmax_u8(srcs, nsrc, sum->relu_mask, sh, 0, 0, &unused, NULL)))
     return st;
   float *sample_abs = malloc((size_t)s->batch * sizeof *sample_abs);
   if (!sample_abs) return i8t_error(I8T_ERR_NO_MEMORY, "conv backward data absmax");
-  if (!(st = backward_data(ws, s, dy, w, dx, sum, sample_abs))) {
-    float m = 0.0f; /* NaN-propagating, as the two-pass path */
-    int nan = 0;
-    for (int n = 0; n < s->batch; n++)
-      nan |= sample_abs[n] != sample_abs[n], m = fmaxf(m, sample_abs[n]);
-    *absmax = nan ? NAN : m;
-  }
+  if (!(st = backward_data(ws, s, dy, w, dx, sum, sample_abs)))
+    *absmax = nn_max_of_parts(sample_abs, (size_t)s->batch);
   free(sample_abs);
   return st;
 }

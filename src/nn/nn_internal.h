@@ -4,6 +4,7 @@
 #ifndef INT8TRAIN_NN_INTERNAL_H
 #define INT8TRAIN_NN_INTERNAL_H
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -103,6 +104,16 @@ i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const flo
 
 /* Absolute maximum of v[0..n) (0 for n = 0); non-finite values make it +Inf. */
 float nn_absmax(const float *v, size_t n);
+
+/* The largest of n partial maxima of |value| (each >= 0, or NaN where its
+ * part held a non-finite value), NaN if any is NaN: the fold of per-task or
+ * per-sample absmax results, in any order. */
+static inline float nn_max_of_parts(const float *m, size_t n) {
+  float r = 0.0f;
+  int nan = 0;
+  for (size_t i = 0; i < n; i++) nan |= m[i] != m[i], r = fmaxf(r, m[i]);
+  return nan ? NAN : r;
+}
 
 /* Largest |value| the quantizer may see: a non-finite value is an error. */
 i8t_status nn_check_finite(float absmax, const char *what);

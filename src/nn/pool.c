@@ -158,10 +158,8 @@ i8t_status i8t_maxpool_backward_u8(i8t_workspace *ws, const i8t_pool_shape *s,
   if (!j.task_abs) return i8t_error(I8T_ERR_NO_MEMORY, "maxpool backward");
   if ((st = nn_reserve(ws, NN_SLOT_D, block * (sizeof(float) + 1)))) goto done;
   i8t_parallel_for(ws->ctx, tasks, u8_absmax_task, &j);
-  float m = 0.0f;
-  int nan = 0;
-  for (size_t t = 0; t < tasks; t++) nan |= j.task_abs[t] != j.task_abs[t], m = fmaxf(m, j.task_abs[t]);
-  if ((st = nn_check_finite(nan ? NAN : m, "max-pool gradient"))) goto done;
+  float m = nn_max_of_parts(j.task_abs, tasks);
+  if ((st = nn_check_finite(m, "max-pool gradient"))) goto done;
   j.p = i8t_qparams_symmetric(m, 8);
   *dx_scale = j.p.scale;
   i8t_parallel_for(ws->ctx, tasks, u8_route_task, &j);
