@@ -413,6 +413,18 @@ static i8t_status check_common(size_t M, size_t N, size_t K, const void *a, cons
   return I8T_OK;
 }
 
+/* The KC bound of the int8 GEMMs: packed products are at most 255 * 128
+ * (u8 x s8, or the -128 shift), so no int32 partial sum overflows. */
+static size_t u8s8_kc_limit(const i8t_gemm_ukernel *uk) {
+  return overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr);
+}
+
+/* The s8 B operand of the int8 GEMMs, shifted to the kernel's packed type. */
+static i8t_pack_src s8_b_src(const i8t_gemm_ukernel *uk, i8t_matrix B) {
+  return (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
+                        i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
+}
+
 /* u8s8 and s8s8 share everything but the source type and zero point of A. */
 static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, size_t M,
                                size_t N, size_t K, i8t_matrix A, i8t_pack_elem a_src,
@@ -425,10 +437,8 @@ static i8t_status gemm_x8s8s32(i8t_context *ctx, const i8t_gemm_ukernel *uk, siz
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c32 = C, .ldc = ldc};
   j.a = (i8t_pack_src){A.data, A.row_stride, A.col_stride, a_src,
                        i8t_pack_shift(a_src, uk->a_elem, a_zp)};
-  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
-                       i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
-  /* Packed products are at most 255 * 128 (u8 x s8, or the -128 shift). */
-  j.kc = balanced_kc(K, overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr), uk->kr);
+  j.b = s8_b_src(uk, B);
+  j.kc = balanced_kc(K, u8s8_kc_limit(uk), uk->kr);
   /* see kernel_table.h; an S16-packed A has its zero point subtracted */
   j.corr_factor = uk->a_elem != I8T_PACK_S16 ? a_zp + j.a.shift : 0;
   j.a_in_place = a_readable_in_place(&j);
@@ -464,11 +474,6 @@ i8t_status i8t_gemm_s8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_
                       I8T_PACK_S8, 0, B, C, ldc);
 }
 
-/* The u8s8 KC bound (as gemm_x8s8s32's) and, for an indirect A, the KC
- * blocks: as few as fit, of whole taps, nearly equal. */
-static size_t u8s8_kc_limit(const i8t_gemm_ukernel *uk) {
-  return overflow_safe_kc(uk->kc ? uk->kc : 512, 255 * 128, uk->kr);
-}
 
 static int indirect_ok(const i8t_gemm_ukernel *uk, size_t tap_bytes) {
   return uk->run_ex && uk->a_elem == I8T_PACK_U8 && uk->mr <= INDIRECT_MAX_MR &&
@@ -495,8 +500,8 @@ i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
                      "indirect GEMM: kernel %s cannot read taps of %zu bytes in place",
                      uk->name, A->tap_bytes);
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c32 = C, .ldc = ldc, .ind = A};
-  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S8,
-                       i8t_pack_shift(I8T_PACK_S8, uk->b_elem, 0)};
+  j.b = s8_b_src(uk, B);
+  /* KC blocks of whole taps: as few as fit, nearly equal. */
   size_t max_taps = u8s8_kc_limit(uk) / A->tap_bytes, blocks = (A->taps + max_taps - 1) / max_taps;
   j.kc = (A->taps + blocks - 1) / blocks * A->tap_bytes;
   j.tap_groups = A->tap_bytes / uk->kr;
