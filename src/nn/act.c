@@ -432,8 +432,8 @@ static float gradient_absmax(sum_act_job *j, size_t tasks, int fused) {
   return m;
 }
 
-/* absmax: the first pass's result when the caller has it (known_absmax),
- * else negative. */
+/* absmax: the first pass's result when the caller has it
+ * (i8t_sum_act_backward_mask_absmax_u8), else negative. */
 static i8t_status sum_act_backward(sum_act_job *j, float absmax) {
   i8t_act_shape shape = j->sh;
   size_t rows = shape.batch * shape.spatial;

@@ -324,7 +324,7 @@ static i8t_status normact_backward(i8t_model *m, int op, nn_normact *a, size_t n
 static int completes_gradient(const nn_tensor *t) {
   if (t->producer < 0 || t->nsrc + 1 != t->consumers) return 0;
   for (int k = 0; k < t->nsrc; k++)
-    if (t->src[k].kind == I8T_GRAD_F32) return 0; /* (the int8 model pushes none) */
+    if (t->src[k].kind == I8T_GRAD_F32) return 0; /* the fused kernels take none */
   return 1;
 }
 
