@@ -47,7 +47,10 @@ typedef struct gemm_job {
   int32_t corr_factor;     /* C -= corr_factor * colsum(B); 0 = no correction */
   int a_in_place;          /* A is read where it is (see a_readable_in_place) */
   const i8t_gemm_indirect_a *ind; /* or A is indirect (never packed; kc whole taps) */
-  size_t tap_groups;               /* indirect: K groups per tap */
+  size_t tap_len, tap_groups;      /* indirect: K values, K groups per tap */
+  size_t group_pitch;              /* indirect: bytes from a K group to the next */
+  int interleaved;                 /* indirect: whole tiles from one pointer */
+  int add_to_c;                    /* the first KC block adds into C too */
 } gemm_job;
 
 static size_t a_block_bytes(const gemm_job *j) {
@@ -78,11 +81,13 @@ static i8t_pack_src offset_src(const i8t_pack_src *s, size_t r, size_t c) {
 }
 
 /* Where a microkernel finds an MR-row panel of A: group g of row r at
- * a + r * row_bytes + g * group_bytes. */
+ * a + r * row_bytes + g * group_bytes; or an indirect A in taps (see
+ * i8t_ukernel_args), through MR row pointers or, interleaved, from a. */
 typedef struct a_panel {
   const char *a;
   size_t row_bytes, group_bytes;
   const void *const *rows; /* indirect A: MR row pointers (then `a` is unused) */
+  int interleaved_taps;    /* indirect A from a, rows interleaved */
 } a_panel;
 
 /* Row pointers of an indirect tile (rows [row, row + m) of A, from tap t0 on)
@@ -128,7 +133,7 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
     i8t_ukernel_args args = {.kc = kc_pad, .a = ap.a, .a_row_bytes = ap.row_bytes,
                              .a_group_bytes = ap.group_bytes, .b = bp,
                              .accumulate = !first_k};
-    if (ap.rows) {
+    if (ap.rows || ap.interleaved_taps) {
       args.a_rows = ap.rows;
       args.a_tap_bytes = j->ind->tap_pitch;
       args.a_tap_groups = j->tap_groups;
@@ -195,8 +200,8 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
     size_t kb = I8T_MIN(j->kc, j->K - pc), kc_pad = I8T_ROUND_UP(kb, uk->kr);
     i8t_pack_src bs = offset_src(&j->b, pc, col0);
     pack_b(uk, &bs, kb, nb, bpack);
-    int first_k = pc == 0, last_k = pc + kb == j->K;
-    size_t tap0 = j->ind ? pc / j->ind->tap_bytes : 0; /* no division per tile */
+    int first_k = pc == 0 && !j->add_to_c, last_k = pc + kb == j->K;
+    size_t tap0 = j->ind ? pc / j->tap_len : 0; /* no division per tile */
     for (size_t row0 = task_row0; row0 < task_row0 + task_mb; row0 += j->mc) {
       size_t mb = I8T_MIN(j->mc, task_row0 + task_mb - row0);
       int first_m = row0 == task_row0; /* the one that sums the B panels */
@@ -217,17 +222,20 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
         for (size_t ir = 0; ir < mb; ir += uk->mr) {
           a_panel ap;
           const void *rp[INDIRECT_MAX_MR];
-          if (j->ind) {
-            ap = (a_panel){NULL, 0, uk->kr * a_esize,
+          if (j->ind && j->interleaved && mb - ir >= uk->mr) {
+            ap = (a_panel){(const char *)j->ind->rows[row0 + ir] + tap0 * j->ind->tap_pitch, 0,
+                           j->group_pitch, NULL, 1};
+          } else if (j->ind) {
+            ap = (a_panel){NULL, 0, j->group_pitch,
                            indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir),
-                                              tap0, rp)};
+                                              tap0, rp), 0};
           } else if (ir < m_direct) {
             ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
-                           uk->kr * a_esize, NULL};
+                           uk->kr * a_esize, NULL, 0};
           } else {
             /* panel (ir - m_direct) / MR: MR * kc_pad elements each */
             ap = (a_panel){apack + (ir - m_direct) * kc_pad * a_esize, uk->kr * a_esize,
-                           (size_t)uk->mr * uk->kr * a_esize, NULL};
+                           (size_t)uk->mr * uk->kr * a_esize, NULL, 0};
           }
           run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
                    I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
@@ -475,13 +483,31 @@ i8t_status i8t_gemm_s8s8s32(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_
 }
 
 
-static int indirect_ok(const i8t_gemm_ukernel *uk, size_t tap_bytes) {
-  return uk->run_ex && uk->a_elem == I8T_PACK_U8 && uk->mr <= INDIRECT_MAX_MR &&
-         tap_bytes > 0 && tap_bytes % uk->kr == 0 && tap_bytes <= u8s8_kc_limit(uk);
+/* Whether kernel uk reads an indirect A of element type `elem` in taps of
+ * tap_bytes: run_ex, that packed type, whole K groups per tap and a tap
+ * within one KC block of at most kc_limit values. */
+static int indirect_ok(const i8t_gemm_ukernel *uk, i8t_pack_elem elem, size_t tap_bytes,
+                       size_t kc_limit) {
+  size_t group_bytes = (size_t)uk->kr * i8t_pack_elem_size(elem);
+  return uk->run_ex && uk->a_elem == elem && uk->mr <= INDIRECT_MAX_MR && tap_bytes > 0 &&
+         tap_bytes % group_bytes == 0 && tap_bytes / i8t_pack_elem_size(elem) <= kc_limit;
+}
+
+/* KC of an indirect A: blocks of whole taps, as few as fit in kc_limit
+ * values, nearly equal. */
+static void indirect_blocks(gemm_job *j, size_t kc_limit) {
+  size_t esize = i8t_pack_elem_size(j->uk->a_elem);
+  j->tap_len = j->ind->tap_bytes / esize;
+  j->tap_groups = j->tap_len / j->uk->kr;
+  j->group_pitch = j->ind->group_pitch ? j->ind->group_pitch : j->uk->kr * esize;
+  j->interleaved = j->ind->interleave && j->ind->interleave % j->uk->mr == 0;
+  size_t max_taps = kc_limit / j->tap_len, blocks = (j->ind->taps + max_taps - 1) / max_taps;
+  j->kc = (j->ind->taps + blocks - 1) / blocks * j->tap_len;
 }
 
 int i8t_gemm_u8s8s32_indirect_ok(size_t N, size_t tap_bytes) {
-  return indirect_ok(i8t_gemm_ukernel_for(table(), I8T_GEMM_U8S8S32, N), tap_bytes);
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_U8S8S32, N);
+  return indirect_ok(uk, I8T_PACK_U8, tap_bytes, u8s8_kc_limit(uk));
 }
 
 i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
@@ -495,17 +521,43 @@ i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
   if (K > I8T_GEMM_MAX_K)
     return i8t_error(I8T_ERR_SHAPE, "indirect GEMM: K=%zu exceeds the int32-exact limit %d", K,
                      I8T_GEMM_MAX_K);
-  if (!indirect_ok(uk, A->tap_bytes))
+  if (!indirect_ok(uk, I8T_PACK_U8, A->tap_bytes, u8s8_kc_limit(uk)))
     return i8t_error(I8T_ERR_UNSUPPORTED,
                      "indirect GEMM: kernel %s cannot read taps of %zu bytes in place",
                      uk->name, A->tap_bytes);
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = K, .c32 = C, .ldc = ldc, .ind = A};
   j.b = s8_b_src(uk, B);
-  /* KC blocks of whole taps: as few as fit, nearly equal. */
-  size_t max_taps = u8s8_kc_limit(uk) / A->tap_bytes, blocks = (A->taps + max_taps - 1) / max_taps;
-  j.kc = (A->taps + blocks - 1) / blocks * A->tap_bytes;
-  j.tap_groups = A->tap_bytes / uk->kr;
+  indirect_blocks(&j, u8s8_kc_limit(uk));
   j.corr_factor = a_zero_point; /* A packed as raw u8: shift 0 */
+  return run_job(ctx, &j);
+}
+
+/* The KC bound of the int16 GEMMs: products of at most 32768 * 255 in
+ * magnitude (an int16 error times a u8 activation less its zero point). */
+static size_t s16_kc_limit(const i8t_gemm_ukernel *uk) {
+  return overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr);
+}
+
+int i8t_gemm_s16s16s64_indirect_ok(size_t N, size_t tap_bytes) {
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_S16U8S64, N);
+  return indirect_ok(uk, I8T_PACK_S16, tap_bytes, s16_kc_limit(uk));
+}
+
+i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
+                                       const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
+                                       size_t ldc, int accumulate) {
+  const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_S16U8S64, N);
+  if (!A) return i8t_error(I8T_ERR_INVALID_ARG, "indirect s16 GEMM: NULL A");
+  i8t_status st = check_common(M, N, A->taps * (A->tap_bytes / 2), A->rows, B.data, C, ldc);
+  if (st) return st;
+  if (!indirect_ok(uk, I8T_PACK_S16, A->tap_bytes, s16_kc_limit(uk)))
+    return i8t_error(I8T_ERR_UNSUPPORTED,
+                     "indirect s16 GEMM: kernel %s cannot read taps of %zu bytes in place",
+                     uk->name, A->tap_bytes);
+  gemm_job j = {.uk = uk, .M = M, .N = N, .K = A->taps * (A->tap_bytes / 2), .c64 = C,
+                .ldc = ldc, .ind = A, .add_to_c = accumulate != 0};
+  j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S16, 0};
+  indirect_blocks(&j, s16_kc_limit(uk));
   return run_job(ctx, &j);
 }
 
@@ -520,7 +572,7 @@ i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t
   j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_U8,
                        i8t_pack_shift(I8T_PACK_U8, I8T_PACK_S16, b_zero_point)};
   /* |a| <= 32767 (32768 if a caller passes -32768), |b - zp| <= 255. */
-  j.kc = balanced_kc(K, overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr), uk->kr);
+  j.kc = balanced_kc(K, s16_kc_limit(uk), uk->kr);
   j.a_in_place = a_readable_in_place(&j);
   return run_job(ctx, &j);
 }

@@ -88,12 +88,16 @@ typedef struct i8t_ukernel_args {
   size_t ldc; /* row stride of C, in elements */
   int accumulate;
   const int32_t *col_sub;
-  /* Optional indirect A (NULL: the addressing above, from a): the kc values
-   * of a row are kc / (KR * a_tap_groups) taps of a_tap_groups groups, group
-   * g of tap t of row r at a_rows[r] + t * a_tap_bytes + g * a_group_bytes
-   * (an implicit convolution: a tap is one window row of the input image,
-   * a_tap_bytes the image's row pitch; see i8t_gemm_u8s8s32_indirect). */
-  const void *const *a_rows; /* MR pointers */
+  /* Optional A in taps (a_tap_groups = 0: the addressing above, from a): the
+   * kc values of a row are kc / (KR * a_tap_groups) taps of a_tap_groups
+   * groups, group g of tap t of row r at
+   *   a_rows[r] + t * a_tap_bytes + g * a_group_bytes   with a_rows (MR
+   *     pointers: an implicit convolution, a tap being one window row of the
+   *     input image, a_tap_bytes its row pitch; i8t_gemm_u8s8s32_indirect);
+   *   a + 4 * r + t * a_tap_bytes + g * a_group_bytes     when a_rows is NULL
+   *     (interleaved rows: one K group of each of the MR rows side by side;
+   *     a_row_bytes is not used; i8t_gemm_s16s16s64_indirect). */
+  const void *const *a_rows;
   size_t a_tap_bytes, a_tap_groups;
 } i8t_ukernel_args;
 typedef void (*i8t_gemm_ukernel_ex_fn)(const i8t_ukernel_args *args);
@@ -242,6 +246,12 @@ typedef float (*i8t_grad_sum_absmax_fn)(size_t n, const i8t_grad_span *s, float 
 typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, float inv_scale,
                                             i8t_noise noise, int8_t *q);
 
+/* The weight gradient's pair copies (src/nn/conv_wgrad.c): for q < n, the C
+ * channels of the pixels px[2 q] and px[2 q + 1] interleaved, less zp:
+ * d[q * 2 C + 2 c] = px[2 q][c] - zp, d[q * 2 C + 2 c + 1] = px[2 q + 1][c] - zp. */
+typedef void (*i8t_interleave_pixels_u8_s16_fn)(size_t n, size_t C, const uint8_t *const *px,
+                                                int16_t zp, int16_t *d);
+
 /* The 1-channel stem convolution (3x3, stride 1, padding 1, in_c = 1), 16
  * output channels per call, one sample (src/nn/conv_stem.c): direct kernels
  * instead of im2col + GEMM, whose 9-value rows waste most of a GEMM tile.
@@ -300,6 +310,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_bn_col_sums_fn run; } bn_col_sums;
   struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
+  struct { const char *name; i8t_interleave_pixels_u8_s16_fn run; } interleave_pixels_u8_s16;
   /* Optional (run NULL: conv keeps im2col + GEMM for the stem). */
   struct { const char *name; i8t_conv3x3_c1_fwd_fn run; int s16_image; } conv3x3_c1_fwd;
   struct { const char *name; i8t_conv3x3_c1_wgrad_fn run; } conv3x3_c1_wgrad;
@@ -332,8 +343,15 @@ size_t i8t_gemm_panel_width(i8t_gemm_kind kind, size_t N);
  * no column matrix. The microkernel reads A where it is, so only where
  * i8t_gemm_u8s8s32_indirect_ok holds (else I8T_ERR_UNSUPPORTED). */
 typedef struct i8t_gemm_indirect_a {
-  const void *const *rows; /* M pointers (to uint8_t) */
+  const void *const *rows; /* M pointers */
   size_t taps, tap_bytes, tap_pitch;
+  /* Optional layout of the runs (0, 0: a run is tap_bytes contiguous bytes):
+   * group_pitch > 0 puts each K group (4 bytes) of a run group_pitch bytes
+   * after the one before; interleave > 0 says that rows come in aligned
+   * groups of `interleave` rows, row first + i at rows[first] + 4 i (their
+   * K groups side by side), which lets the microkernel address a tile's
+   * rows from one pointer when MR divides `interleave`. */
+  size_t group_pitch, interleave;
 } i8t_gemm_indirect_a;
 
 /* Whether the current table runs an indirect u8s8 GEMM of N columns whose
@@ -344,6 +362,19 @@ int i8t_gemm_u8s8s32_indirect_ok(size_t N, size_t tap_bytes);
 i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
                                      const i8t_gemm_indirect_a *A, uint8_t a_zero_point,
                                      i8t_matrix B, int32_t *C, size_t ldc);
+
+/* Indirect int16 GEMM of the weight gradient (src/nn/conv_wgrad.c): C[M x N]
+ * (int64) = (accumulate ? C : 0) + A * B[K x N], row i of A being `taps`
+ * runs of tap_bytes bytes of int16 values at rows[i] + t * tap_pitch (K =
+ * taps * tap_bytes / 2), B int16. A's values are activations less their
+ * zero point (|a| <= 255) and B's errors (|b| <= 32768): the int32 partial
+ * sums of a KC block of at most 256 values cannot overflow, and the blocks
+ * are added in int64, so the result is exact. Only where
+ * i8t_gemm_s16s16s64_indirect_ok holds (else I8T_ERR_UNSUPPORTED). */
+int i8t_gemm_s16s16s64_indirect_ok(size_t N, size_t tap_bytes);
+i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
+                                       const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
+                                       size_t ldc, int accumulate);
 
 /* The table in use (filled on first call). Never NULL. */
 const i8t_kernel_table *i8t_kernels(void);

@@ -40,7 +40,9 @@
                                        uint32_t *sq, int8_t *gmin, int8_t *gmax);       \
   float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s, float *out);                    \
   void i8t_grad_sum_quantize_s8__##SFX(size_t n, const i8t_grad_span *s, float inv_scale,    \
-                                       i8t_noise noise, int8_t *q);
+                                       i8t_noise noise, int8_t *q);                          \
+  void i8t_interleave_pixels_u8_s16__##SFX(size_t n, size_t C, const uint8_t *const *px,     \
+                                          int16_t zp, int16_t *d);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -66,6 +68,7 @@
     I8T_NN_SET_ONE(t, bn_col_sums, SFX);           \
     I8T_NN_SET_ONE(t, grad_sum_absmax, SFX);       \
     I8T_NN_SET_ONE(t, grad_sum_quantize_s8, SFX);  \
+    I8T_NN_SET_ONE(t, interleave_pixels_u8_s16, SFX); \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and

@@ -512,7 +512,8 @@ static i8t_status gemm_indirect_block(i8t_context *ctx, const indirect_src *src,
   size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.in_c, k = (size_t)g->s.kernel;
   indirect_rows_job r = {src, n0, buf, (uint8_t *)buf + I8T_ROUND_UP(m * sizeof(void *), 64)};
   i8t_parallel_for(ctx, n1 - n0, indirect_rows_task, &r);
-  i8t_gemm_indirect_a A = {r.rows, k, k * C, ((size_t)g->s.in_w + 2 * (size_t)g->s.pad) * C};
+  i8t_gemm_indirect_a A = {.rows = r.rows, .taps = k, .tap_bytes = k * C,
+                           .tap_pitch = ((size_t)g->s.in_w + 2 * (size_t)g->s.pad) * C};
   i8t_matrix B = {w, 1, g->K};
   return i8t_gemm_u8s8s32_indirect(ctx, m, N, &A, src->pad_byte, B, dst, N);
 }
@@ -1088,6 +1089,12 @@ i8t_status i8t_conv2d_backward_weights_s16(i8t_workspace *ws, const i8t_conv_sha
   const nn_conv_geom *g = &j.g;
   size_t Co = (size_t)s->out_c, wsize = Co * g->K, ld = g->direct ? g->K : wgrad_ld(g->K);
   size_t col_bytes = g->direct ? 0 : ld;
+  /* The implicit GEMM adds into each worker's int64 sum as it goes (no
+   * partial gradient per block, the batched mode's reason): it runs
+   * wherever it fits, but for the tests' batched layout, which keeps this
+   * im2col route tested on every ISA. */
+  if (test_layout != 1 && i8t_conv_wgrad_implicit_fits(s))
+    return nn_wgrad_implicit(ws, s, dy, x, x_zp, dw);
   if (run_batched(g->spt * g->out_rows, NN_WGRAD_BYTES_PER_CHANNEL * Co)) {
     /* Chunks in turn, each GEMM tiled over dw; only a second chunk, or
      * padded columns, need the int64 block in tmp. */

@@ -28,6 +28,14 @@ void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t ld, size_t
 void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t ld, size_t n0, size_t n1,
                    float *dx);
 
+/* The weight gradient as an implicit GEMM (conv_wgrad.c): whether the current
+ * table runs shape s (arguments checked) that way (i8t_-prefixed: exported
+ * for the tests), and the pass itself, per task of samples as conv.c's: the
+ * same dw, bit for bit. */
+int i8t_conv_wgrad_implicit_fits(const i8t_conv_shape *s);
+i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const int16_t *dy,
+                             const uint8_t *x, uint8_t x_zp, int64_t *dw);
+
 /* Test hook (not thread-safe; 0, 0 restores the defaults): layout 1 runs
  * every int8 pass batched, 2 per task, 0 by the shape's rows per block;
  * chunk_bytes > 0 caps the chunk of a batched pass, so that small tests

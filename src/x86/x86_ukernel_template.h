@@ -43,19 +43,30 @@
     b += 4 * UK_NV * I8T_VLANES;                                                       \
   } while (0)
 
+#ifndef UK_A_MODES
+#define UK_A_MODES
+/* Addressing of A in a tile (kernel_table.h, i8t_ukernel_args). */
+enum { UK_A_PANEL = 0, UK_A_ROWS = 1, UK_A_TAPS = 2 };
+#endif
+
 /* The whole tile: inlined into both entry points, so that the packed-A
- * strides of UK_NAME are compile-time constants; `indirect` (a constant at
- * each call) selects the addressing of A, so that run_ex holds two whole
- * tiles and its usual one is compiled without the indirect loop in it. */
+ * strides of UK_NAME are compile-time constants; `mode` (a constant at each
+ * call) selects the addressing of A, so that run_ex holds one whole tile
+ * per mode and its usual one is compiled without the others' loops. */
 static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args *p,
-                                                          const int indirect) {
+                                                          const int mode) {
   const char *a = p->a, *b = p->b;
   const size_t a_row = p->a_row_bytes, a_group = p->a_group_bytes;
   i8t_vi acc[UK_MR][UK_NV];
   _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
     _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
   }
-  if (indirect) { /* taps of a_tap_groups groups per row pointer */
+  if (mode == UK_A_TAPS) { /* interleaved rows: group g of row r at a + 4 r + g * a_group */
+    for (size_t g = p->kc / UK_KR; g > 0; g -= p->a_tap_groups, a += p->a_tap_bytes) {
+      const char *t = a;
+      for (size_t i = 0; i < p->a_tap_groups; i++, t += a_group) UK_GROUP(t + 4 * r);
+    }
+  } else if (mode == UK_A_ROWS) { /* taps of a_tap_groups groups per row pointer */
     const size_t tap_bytes = p->a_tap_groups * a_group;
     const char *rows[UK_MR];
     _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) rows[r] = p->a_rows[r];
@@ -93,14 +104,16 @@ void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, 
   const i8t_ukernel_args p = {.kc = kc, .a = a_packed, .a_row_bytes = 4,
                               .a_group_bytes = UK_MR * 4, .b = b_packed, .c32 = c,
                               .ldc = ldc, .accumulate = accumulate};
-  UK_TILE(&p, 0);
+  UK_TILE(&p, UK_A_PANEL);
 }
 
 void UK_NAME_EX(const i8t_ukernel_args *p) {
-  if (__builtin_expect(p->a_rows == NULL, 1)) { /* the usual tile first, in line */
-    UK_TILE(p, 0);
+  if (__builtin_expect(p->a_rows == NULL && p->a_tap_groups == 0, 1)) { /* the usual tile */
+    UK_TILE(p, UK_A_PANEL);
+  } else if (p->a_rows) {
+    UK_TILE(p, UK_A_ROWS);
   } else {
-    UK_TILE(p, 1);
+    UK_TILE(p, UK_A_TAPS);
   }
 }
 
