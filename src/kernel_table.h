@@ -247,10 +247,12 @@ typedef void (*i8t_grad_sum_quantize_s8_fn)(size_t n, const i8t_grad_span *s, fl
                                             i8t_noise noise, int8_t *q);
 
 /* The weight gradient's pair copies (src/nn/conv_wgrad.c): for q < n, the C
- * channels of the pixels px[2 q] and px[2 q + 1] interleaved, less zp:
- * d[q * 2 C + 2 c] = px[2 q][c] - zp, d[q * 2 C + 2 c + 1] = px[2 q + 1][c] - zp. */
-typedef void (*i8t_interleave_pixels_u8_s16_fn)(size_t n, size_t C, const uint8_t *const *px,
-                                                int16_t zp, int16_t *d);
+ * channels of two pixels of an NHWC row, a = row + q * step and b = a + b_off,
+ * interleaved less zp: d[q * 2 C + 2 c] = a[c] - zp, d[q * 2 C + 2 c + 1] =
+ * b[c] - zp. */
+typedef void (*i8t_interleave_pixels_u8_s16_fn)(size_t n, size_t C, const uint8_t *row,
+                                                size_t step, size_t b_off, int16_t zp,
+                                                int16_t *d);
 
 /* The 1-channel stem convolution (3x3, stride 1, padding 1, in_c = 1), 16
  * output channels per call, one sample (src/nn/conv_stem.c): direct kernels

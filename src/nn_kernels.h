@@ -41,8 +41,8 @@
   float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s, float *out);                    \
   void i8t_grad_sum_quantize_s8__##SFX(size_t n, const i8t_grad_span *s, float inv_scale,    \
                                        i8t_noise noise, int8_t *q);                          \
-  void i8t_interleave_pixels_u8_s16__##SFX(size_t n, size_t C, const uint8_t *const *px,     \
-                                          int16_t zp, int16_t *d);
+  void i8t_interleave_pixels_u8_s16__##SFX(size_t n, size_t C, const uint8_t *row,          \
+                                          size_t step, size_t b_off, int16_t zp, int16_t *d);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \

@@ -135,31 +135,26 @@ static void check_colwise_saturation(const i8t_kernel_table *t) {
 }
 
 /* The weight gradient's pixel interleave: channel counts below, at and
- * past the 16-channel blocks, pixels anywhere (a padding pixel used twice),
- * zero points 0 and 255 against 255 and 0 (the int16 extremes +-255). */
+ * past the 16-channel blocks, pair steps of 1-3 pixels with the second
+ * pixel 1-2 pixels on (strides 1 and 2), zero points 0 and 255 against 255
+ * and 0 (the int16 extremes +-255). */
 static void check_interleave_pixels(const i8t_kernel_table *t) {
   static const size_t Cs[] = {1, 3, 16, 17, 32, 48, 64};
   uint64_t rng = 31337;
-  uint8_t img[40 * 64];
-  for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)test_rand_range(&rng, 0, 255);
+  uint8_t row[40 * 64];
+  int16_t d[9 * 2 * 64 + 1];
   for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++)
-    for (int zp_mode = 0; zp_mode < 3; zp_mode++) {
-      size_t C = Cs[ci], n = 9;
-      int zp = zp_mode == 0 ? test_rand_range(&rng, 0, 255) : zp_mode == 1 ? 0 : 255;
-      const uint8_t *px[18];
-      uint8_t hi[64], lo[64];
-      memset(hi, 255, sizeof hi);
-      memset(lo, 0, sizeof lo);
-      for (size_t e = 0; e < 2 * n; e++)
-        px[e] = e == 5 || e == 6 ? (zp == 0 ? hi : zp == 255 ? lo : img)
-                                 : img + (size_t)test_rand_range(&rng, 0, 39) * C;
-      int16_t d[18 * 64 + 8];
+    for (int mode = 0; mode < 3; mode++) {
+      size_t C = Cs[ci], n = 9, step = (1 + ci % 3) * C, b_off = (1 + ci % 2) * C;
+      int zp = mode == 0 ? test_rand_range(&rng, 0, 255) : mode == 1 ? 0 : 255;
+      for (size_t i = 0; i < sizeof row; i++)
+        row[i] = (uint8_t)(mode == 0 ? test_rand_range(&rng, 0, 255) : mode == 1 ? 255 : 0);
       d[2 * n * C] = 0x1234; /* past the end: untouched */
-      t->interleave_pixels_u8_s16.run(n, C, px, (int16_t)zp, d);
+      t->interleave_pixels_u8_s16.run(n, C, row, step, b_off, (int16_t)zp, d);
       for (size_t q = 0; q < n; q++)
         for (size_t c = 0; c < C; c++)
           for (size_t i = 0; i < 2; i++) {
-            int want = px[2 * q + i][c] - zp;
+            int want = row[q * step + i * b_off + c] - zp;
             if (d[q * 2 * C + 2 * c + i] != want)
               fail_msg("interleave C=%zu zp=%d: pair %zu channel %zu [%zu] = %d, expected %d", C,
                        zp, q, c, i, d[q * 2 * C + 2 * c + i], want);

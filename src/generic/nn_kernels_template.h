@@ -221,10 +221,11 @@ void I8T_NN_FN(i8t_grad_sum_quantize_s8)(size_t n, const i8t_grad_span *s, float
 #endif
 
 #ifndef I8T_NN_X86_QUANTIZE /* x86: src/x86/x86_elementwise_template.h */
-void I8T_NN_FN(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *const *px,
-                                             int16_t zp, int16_t *restrict d) {
+void I8T_NN_FN(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *row,
+                                             size_t step, size_t b_off, int16_t zp,
+                                             int16_t *restrict d) {
   for (size_t q = 0; q < n; q++, d += 2 * C) {
-    const uint8_t *restrict a = px[2 * q], *restrict b = px[2 * q + 1];
+    const uint8_t *restrict a = row + q * step, *restrict b = a + b_off;
     for (size_t c = 0; c < C; c++) {
       d[2 * c] = (int16_t)(a[c] - zp);
       d[2 * c + 1] = (int16_t)(b[c] - zp);

@@ -98,38 +98,31 @@ static int row_read(const nn_conv_geom *g, size_t py) {
   return 0;
 }
 
-/* Where pixel e of every padded row's pairs in copy `copy` comes from: its
- * offset in an NHWC input row, or -1 for a padding pixel. Pixel e is
- * element 2 (e / 2) + parity + e % 2 of the phase: padded column
- * stride * element + phase. */
-static void pixel_offsets(const wgrad_job *j, size_t copy, ptrdiff_t *off) {
+/* The padded input row: padded_cols pixels of C bytes, the zero point
+ * at both ends; the pairs of copy (phase, parity) are pixels stride *
+ * (2 q + parity) + phase and stride further on. It holds every column a
+ * copy's cpairs pairs read (the last pair may read past the padding). */
+static size_t padded_cols(const wgrad_job *j) {
   const pair_geom *p = &j->p;
-  size_t W = (size_t)j->g.s.in_w, pad = (size_t)j->g.s.pad;
-  size_t phase = copy / 2, parity = copy % 2;
-  for (size_t e = 0; e < 2 * p->cpairs; e++) {
-    size_t col = p->stride * (e - e % 2 + parity + e % 2) + phase;
-    off[e] = col >= pad && col - pad < W ? (ptrdiff_t)((col - pad) * p->C) : -1;
-  }
+  return I8T_MAX(p->stride * (2 * p->cpairs + 2), (size_t)(j->g.s.in_w + 2 * j->g.s.pad));
 }
 
-/* One sample's rows into the pair copies at img; rows of padding and the
- * copies no tap reads keep the zeros written before. off: each copy's
- * pixel_offsets; px: room for 2 * cpairs pointers; zp_row: C bytes of the
- * zero point, the source of a padding pixel. */
-static void fill_pairs(const wgrad_job *j, const uint8_t *x, const ptrdiff_t *off,
-                       const uint8_t **px, const uint8_t *zp_row, char *img) {
+/* One sample's rows into the pair copies at img, each through the padded
+ * row prow (its ends set before); rows of padding and the copies no tap
+ * reads keep the zeros written before. */
+static void fill_pairs(const wgrad_job *j, const uint8_t *x, uint8_t *prow, char *img) {
   const i8t_conv_shape *s = &j->g.s;
   const pair_geom *p = &j->p;
   const i8t_interleave_pixels_u8_s16_fn interleave = i8t_kernels()->interleave_pixels_u8_s16.run;
-  size_t W = (size_t)s->in_w, C = p->C, pad = (size_t)s->pad, n = 2 * p->cpairs;
-  for (size_t copy = 0; copy < p->copies; copy++) {
-    if (!j->used[copy]) continue;
-    const ptrdiff_t *o = off + copy * n;
-    for (size_t iy = 0; iy < (size_t)s->in_h; iy++) {
-      if (!j->row_used[iy + pad]) continue;
-      const uint8_t *xr = x + iy * W * C;
-      for (size_t e = 0; e < n; e++) px[e] = o[e] >= 0 ? xr + o[e] : zp_row;
-      interleave(p->cpairs, C, px, (int16_t)j->zp,
+  size_t W = (size_t)s->in_w, C = p->C, pad = (size_t)s->pad, st = p->stride;
+  for (size_t iy = 0; iy < (size_t)s->in_h; iy++) {
+    if (!j->row_used[iy + pad]) continue;
+    memcpy(prow + pad * C, x + iy * W * C, W * C);
+    for (size_t copy = 0; copy < p->copies; copy++) {
+      if (!j->used[copy]) continue;
+      size_t phase = copy / 2, parity = copy % 2;
+      interleave(p->cpairs, C, prow + (st * parity + phase) * C, 2 * st * C, st * C,
+                 (int16_t)j->zp,
                  (int16_t *)(void *)(img + copy * p->copy_bytes + (iy + pad) * p->row_bytes));
     }
   }
@@ -148,9 +141,8 @@ static void row_pointers(const wgrad_job *j, const char *img, const void **rows)
 }
 
 /* Scratch of a worker: slot A the pair copies (then, for an odd output
- * width, the padded dy), slot B the row pointers, a copy row's pixel
- * pointers, the copies' pixel offsets and a padding pixel, slot C its
- * dW^T sums. */
+ * width, the padded dy), slot B the row pointers and the padded row, slot
+ * C its dW^T sums. */
 static size_t image_bytes(const wgrad_job *j) { return j->p.copies * j->p.copy_bytes; }
 static size_t dy_pad_bytes(const wgrad_job *j) {
   return j->g.ow % 2 ? j->g.oh * 2 * j->p.pairs * (size_t)j->g.s.out_c * sizeof(int16_t) : 0;
@@ -159,23 +151,20 @@ static size_t dy_pad_bytes(const wgrad_job *j) {
 static i8t_status wgrad_samples(wgrad_job *j, size_t n0, size_t n1, int worker) {
   const nn_conv_geom *g = &j->g;
   const pair_geom *p = &j->p;
-  size_t Co = (size_t)g->s.out_c, in_px = g->in_rows * p->C, npx = 2 * p->cpairs;
+  size_t Co = (size_t)g->s.out_c, in_px = g->in_rows * p->C;
   char *img = nn_scratch(j->ws, worker, NN_SLOT_A);
   int16_t *dy_pad = (int16_t *)(void *)(img + image_bytes(j));
   const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
-  const uint8_t **px = (const uint8_t **)(rows + j->M);
-  ptrdiff_t *off = (ptrdiff_t *)(px + npx);
-  uint8_t *zp_row = (uint8_t *)(off + p->copies * npx);
+  uint8_t *prow = (uint8_t *)(rows + j->M);
   int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
   memset(img, 0, image_bytes(j) + dy_pad_bytes(j));
-  memset(zp_row, j->zp, p->C);
-  for (size_t copy = 0; copy < p->copies; copy++) pixel_offsets(j, copy, off + copy * npx);
+  memset(prow, j->zp, padded_cols(j) * p->C);
   row_pointers(j, img, rows);
   i8t_gemm_indirect_a A = {.rows = rows, .taps = g->oh, .tap_bytes = 4 * p->pairs,
                            .tap_pitch = p->stride * p->row_bytes,
                            .group_pitch = 4 * p->C, .interleave = p->C};
   for (size_t n = n0; n < n1; n++) {
-    fill_pairs(j, j->x + n * in_px, off, px, zp_row, img);
+    fill_pairs(j, j->x + n * in_px, prow, img);
     const int16_t *dy = j->dy + n * g->out_rows * Co;
     if (dy_pad_bytes(j)) { /* a zero row after each output row */
       for (size_t oy = 0; oy < g->oh; oy++)
@@ -205,9 +194,7 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   size_t Co = (size_t)s->out_c, wsize = Co * j.M;
   i8t_status st;
   if ((st = nn_reserve(ws, NN_SLOT_A, image_bytes(&j) + dy_pad_bytes(&j))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, (j.M + 2 * j.p.cpairs) * sizeof(void *) +
-                                          j.p.copies * 2 * j.p.cpairs * sizeof(ptrdiff_t) +
-                                          j.p.C)) ||
+      (st = nn_reserve(ws, NN_SLOT_B, j.M * sizeof(void *) + padded_cols(&j) * j.p.C)) ||
       (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
     return st;
   j.row_used = malloc(j.p.rows);

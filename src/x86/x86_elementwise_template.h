@@ -227,11 +227,12 @@ static inline i8t_vf vf_add_exact_product(i8t_vf t, i8t_vf x, i8t_vf s) {
  * pixels' bytes unpacked into pairs and widened to int16, on 128/256-bit
  * AVX2 instructions in both ISAs (the compiler's own vectorisation of the
  * plain loop built the pairs byte by byte). */
-void I8T_X86_NAME(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *const *px,
-                                                int16_t zp, int16_t *d) {
+void I8T_X86_NAME(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *row,
+                                                size_t step, size_t b_off, int16_t zp,
+                                                int16_t *d) {
   const __m256i z = _mm256_set1_epi16(zp);
   for (size_t q = 0; q < n; q++, d += 2 * C) {
-    const uint8_t *a = px[2 * q], *b = px[2 * q + 1];
+    const uint8_t *a = row + q * step, *b = a + b_off;
     size_t c = 0;
     for (; c + 16 <= C; c += 16) {
       __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + c));
