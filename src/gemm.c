@@ -88,6 +88,7 @@ typedef struct a_panel {
   size_t row_bytes, group_bytes;
   const void *const *rows; /* indirect A: MR row pointers (then `a` is unused) */
   int interleaved_taps;    /* indirect A from a, rows interleaved */
+  size_t block_tap;        /* interleaved: the first tap's place in its block */
 } a_panel;
 
 /* Row pointers of an indirect tile (rows [row, row + m) of A, from tap t0 on)
@@ -137,6 +138,9 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
       args.a_rows = ap.rows;
       args.a_tap_bytes = j->ind->tap_pitch;
       args.a_tap_groups = j->tap_groups;
+      args.a_block_taps = j->ind->block_taps;
+      args.a_block_tap = ap.block_tap;
+      args.a_block_skip = j->ind->block_pitch - j->ind->block_taps * j->ind->tap_pitch;
     }
     if (full) {
       args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
@@ -202,6 +206,10 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
     pack_b(uk, &bs, kb, nb, bpack);
     int first_k = pc == 0 && !j->add_to_c, last_k = pc + kb == j->K;
     size_t tap0 = j->ind ? pc / j->tap_len : 0; /* no division per tile */
+    size_t bt = j->ind ? j->ind->block_taps : 0, block_tap0 = bt ? tap0 % bt : 0;
+    size_t tap0_bytes = !j->ind ? 0
+                        : bt    ? tap0 / bt * j->ind->block_pitch + block_tap0 * j->ind->tap_pitch
+                                : tap0 * j->ind->tap_pitch;
     for (size_t row0 = task_row0; row0 < task_row0 + task_mb; row0 += j->mc) {
       size_t mb = I8T_MIN(j->mc, task_row0 + task_mb - row0);
       int first_m = row0 == task_row0; /* the one that sums the B panels */
@@ -223,19 +231,19 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
           a_panel ap;
           const void *rp[INDIRECT_MAX_MR];
           if (j->ind && j->interleaved && mb - ir >= uk->mr) {
-            ap = (a_panel){(const char *)j->ind->rows[row0 + ir] + tap0 * j->ind->tap_pitch, 0,
-                           j->group_pitch, NULL, 1};
+            ap = (a_panel){(const char *)j->ind->rows[row0 + ir] + tap0_bytes, 0, j->group_pitch,
+                           NULL, 1, block_tap0};
           } else if (j->ind) {
             ap = (a_panel){NULL, 0, j->group_pitch,
                            indirect_tile_rows(j, row0 + ir, I8T_MIN(uk->mr, mb - ir),
-                                              tap0, rp), 0};
+                                              tap0, rp), 0, 0};
           } else if (ir < m_direct) {
             ap = (a_panel){offset_src(&j->a, row0 + ir, pc).data, j->a.row_stride * a_esize,
-                           uk->kr * a_esize, NULL, 0};
+                           uk->kr * a_esize, NULL, 0, 0};
           } else {
             /* panel (ir - m_direct) / MR: MR * kc_pad elements each */
             ap = (a_panel){apack + (ir - m_direct) * kc_pad * a_esize, uk->kr * a_esize,
-                           (size_t)uk->mr * uk->kr * a_esize, NULL, 0};
+                           (size_t)uk->mr * uk->kr * a_esize, NULL, 0, 0};
           }
           run_tile(j, ap, bp, kc_pad, row0 + ir, col0 + jr, I8T_MIN(uk->mr, mb - ir),
                    I8T_MIN(uk->nr, nb - jr), first_k, corr, tile);
@@ -493,6 +501,14 @@ static int indirect_ok(const i8t_gemm_ukernel *uk, i8t_pack_elem elem, size_t ta
          tap_bytes % group_bytes == 0 && tap_bytes / i8t_pack_elem_size(elem) <= kc_limit;
 }
 
+/* Blocks of taps need every tile read from one pointer (interleaved rows,
+ * whole tiles): the row-pointer kernels step taps at one pitch only. */
+static int blocks_ok(const i8t_gemm_ukernel *uk, size_t M, const i8t_gemm_indirect_a *A) {
+  return A->block_taps == 0 ||
+         (A->interleave && A->interleave % uk->mr == 0 && M % uk->mr == 0 &&
+          A->block_pitch >= A->block_taps * A->tap_pitch);
+}
+
 /* KC of an indirect A: blocks of whole taps, as few as fit in kc_limit
  * values, nearly equal. */
 static void indirect_blocks(gemm_job *j, size_t kc_limit) {
@@ -521,7 +537,7 @@ i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
   if (K > I8T_GEMM_MAX_K)
     return i8t_error(I8T_ERR_SHAPE, "indirect GEMM: K=%zu exceeds the int32-exact limit %d", K,
                      I8T_GEMM_MAX_K);
-  if (!indirect_ok(uk, I8T_PACK_U8, A->tap_bytes, u8s8_kc_limit(uk)))
+  if (!indirect_ok(uk, I8T_PACK_U8, A->tap_bytes, u8s8_kc_limit(uk)) || !blocks_ok(uk, M, A))
     return i8t_error(I8T_ERR_UNSUPPORTED,
                      "indirect GEMM: kernel %s cannot read taps of %zu bytes in place",
                      uk->name, A->tap_bytes);
@@ -538,9 +554,10 @@ static size_t s16_kc_limit(const i8t_gemm_ukernel *uk) {
   return overflow_safe_kc(uk->kc ? uk->kc : 256, 32768 * 255, uk->kr);
 }
 
-int i8t_gemm_s16s16s64_indirect_ok(size_t N, size_t tap_bytes) {
+int i8t_gemm_s16s16s64_indirect_ok(size_t M, size_t N, const i8t_gemm_indirect_a *A) {
   const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_S16U8S64, N);
-  return indirect_ok(uk, I8T_PACK_S16, tap_bytes, s16_kc_limit(uk));
+  return A && indirect_ok(uk, I8T_PACK_S16, A->tap_bytes, s16_kc_limit(uk)) &&
+         blocks_ok(uk, M, A);
 }
 
 i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
@@ -550,10 +567,11 @@ i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
   if (!A) return i8t_error(I8T_ERR_INVALID_ARG, "indirect s16 GEMM: NULL A");
   i8t_status st = check_common(M, N, A->taps * (A->tap_bytes / 2), A->rows, B.data, C, ldc);
   if (st) return st;
-  if (!indirect_ok(uk, I8T_PACK_S16, A->tap_bytes, s16_kc_limit(uk)))
+  if (!i8t_gemm_s16s16s64_indirect_ok(M, N, A))
     return i8t_error(I8T_ERR_UNSUPPORTED,
-                     "indirect s16 GEMM: kernel %s cannot read taps of %zu bytes in place",
-                     uk->name, A->tap_bytes);
+                     "indirect s16 GEMM: kernel %s cannot read taps of %zu bytes (blocks of %zu) "
+                     "in place",
+                     uk->name, A->tap_bytes, A->block_taps);
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = A->taps * (A->tap_bytes / 2), .c64 = C,
                 .ldc = ldc, .ind = A, .add_to_c = accumulate != 0};
   j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S16, 0};

@@ -96,9 +96,13 @@ typedef struct i8t_ukernel_args {
    *     input image, a_tap_bytes its row pitch; i8t_gemm_u8s8s32_indirect);
    *   a + 4 * r + t * a_tap_bytes + g * a_group_bytes     when a_rows is NULL
    *     (interleaved rows: one K group of each of the MR rows side by side;
-   *     a_row_bytes is not used; i8t_gemm_s16s16s64_indirect). */
+   *     a_row_bytes is not used; i8t_gemm_s16s16s64_indirect), where the
+   *     taps may come in blocks: a_block_taps > 0 taps a block, tap t being
+   *     tap a_block_tap + t of the first block in order, and a_block_skip
+   *     more bytes between the last tap of a block and the next's first. */
   const void *const *a_rows;
   size_t a_tap_bytes, a_tap_groups;
+  size_t a_block_taps, a_block_tap, a_block_skip;
 } i8t_ukernel_args;
 typedef void (*i8t_gemm_ukernel_ex_fn)(const i8t_ukernel_args *args);
 
@@ -354,6 +358,10 @@ typedef struct i8t_gemm_indirect_a {
    * K groups side by side), which lets the microkernel address a tile's
    * rows from one pointer when MR divides `interleave`. */
   size_t group_pitch, interleave;
+  /* Optional (0: one run of taps): taps in blocks of block_taps, block b's
+   * tap t at rows[i] + b * block_pitch + t * tap_pitch (a batch of images
+   * each with its own padding); only with interleaved rows. */
+  size_t block_taps, block_pitch;
 } i8t_gemm_indirect_a;
 
 /* Whether the current table runs an indirect u8s8 GEMM of N columns whose
@@ -373,7 +381,7 @@ i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
  * sums of a KC block of at most 256 values cannot overflow, and the blocks
  * are added in int64, so the result is exact. Only where
  * i8t_gemm_s16s16s64_indirect_ok holds (else I8T_ERR_UNSUPPORTED). */
-int i8t_gemm_s16s16s64_indirect_ok(size_t N, size_t tap_bytes);
+int i8t_gemm_s16s16s64_indirect_ok(size_t M, size_t N, const i8t_gemm_indirect_a *A);
 i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
                                        const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
                                        size_t ldc, int accumulate);

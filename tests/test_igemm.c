@@ -47,7 +47,7 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
   for (int ci = 0; ci < 2; ci++) {
     i8t_context *ctx = ctxs[ci];
     memset(c, 0x55, M * (N + 3) * sizeof *c);
-    i8t_gemm_indirect_a A = {rows, taps, tap_bytes, pitch, 0, 0};
+    i8t_gemm_indirect_a A = {.rows = rows, .taps = taps, .tap_bytes = tap_bytes, .tap_pitch = pitch};
     i8t_matrix B = {b, N, 1};
     i8t_status st = i8t_gemm_u8s8s32_indirect(ctx, M, N, &A, (uint8_t)zp, B, c, N + 3);
     if (!i8t_gemm_u8s8s32_indirect_ok(N, tap_bytes)) {
@@ -94,14 +94,14 @@ static void check_indirect_errors(void) {
   const void *rows[2] = {img, img};
   int8_t b[64] = {0};
   int32_t c[4] = {7, 7, 7, 7};
-  i8t_gemm_indirect_a A = {rows, 2, 16, 16, 0, 0};
+  i8t_gemm_indirect_a A = {.rows = rows, .taps = 2, .tap_bytes = 16, .tap_pitch = 16};
   i8t_matrix B = {b, 2, 1};
   assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, NULL, 0, B, c, 2), I8T_ERR_INVALID_ARG);
-  i8t_gemm_indirect_a none = {NULL, 2, 16, 16, 0, 0};
+  i8t_gemm_indirect_a none = {.rows = NULL, .taps = 2, .tap_bytes = 16, .tap_pitch = 16};
   assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &none, 0, B, c, 2), I8T_ERR_INVALID_ARG);
   assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 0, 2, &A, 0, B, c, 2), I8T_ERR_SHAPE);
   assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &A, 0, B, c, 1), I8T_ERR_SHAPE);
-  i8t_gemm_indirect_a odd = {rows, 2, 6, 16, 0, 0};
+  i8t_gemm_indirect_a odd = {.rows = rows, .taps = 2, .tap_bytes = 6, .tap_pitch = 16};
   assert_int_equal(i8t_gemm_u8s8s32_indirect(NULL, 2, 2, &odd, 0, B, c, 2), I8T_ERR_UNSUPPORTED);
   for (int i = 0; i < 4; i++) assert_int_equal(c[i], 7);
 }

@@ -6,44 +6,48 @@
  * layers that is more memory traffic than multiplying. Here the product is
  * taken transposed, dW^T[k' x Co] = col^T[k' x pixels] * dy[pixels x Co], so
  * that the column side is the GEMM's A, which the microkernel broadcasts
- * (one int16 pair, two neighbouring output pixels, per K group) from
- * wherever it lies. Only dy, the small operand, is packed.
+ * (one int16 pair per K group) from wherever it lies. Only dy, the small
+ * operand, is packed.
  *
- * Where A lies: a "pair copy" of the sample, per padded input row, holds
- * for each pair of neighbouring pixels that one tap reads (2 j and 2 j + 1
- * along the output row) the C channels' (x - zp) pairs side by side: row
- * (ky, kx, c) of col^T is then one pointer, with its next pair C * 4 bytes
- * on and its next output row `stride` input rows on, and the C rows of one
- * tap are interleaved, 4 bytes apart, so the microkernel addresses a whole
- * tile from one pointer (i8t_gemm_indirect_a.interleave). The pixels of a
- * tap along an output row are every stride-th input column from kx on:
- * there is one copy per phase kx % stride and parity of kx / stride (pairs
- * start at even or odd columns), built with the C channels of two pixels
- * interleaved, a vectorisable loop over NHWC rows. Padding is 0 (x - zp of
- * the zero point). The GEMM's K is the sample's output pixels, one tap per
- * output row of ceil(ow / 2) pairs; an odd width reads one more pixel per
- * row against a zero dy row (dy is then copied with a zero row after each).
+ * The pairs are one pixel of two samples (n, n + 1): the K order is (pair
+ * of samples, output row, output column, sample). Where A lies: a "pair
+ * copy" of the two samples holds, per padded input row and pixel, the C
+ * channels' (x_n - zp, x_n+1 - zp) pairs side by side, so row (ky, kx, c)
+ * of col^T is one pointer, its next output column C * 4 bytes on (every
+ * stride-th input column: one copy per phase kx % stride, whose pixels are
+ * those columns), its next output row `stride` input rows on, and its next
+ * pair of samples one pair copy on (the GEMM's blocks of taps). The C rows
+ * of one tap are interleaved, 4 bytes apart, so the microkernel addresses a
+ * whole tile from one pointer (i8t_gemm_indirect_a.interleave). Padding
+ * is 0 (x - zp of the zero point); an odd batch pairs its last sample with
+ * a zero one (a zero dy). dy is copied in the same order, a row per pixel
+ * and sample (the driver's packing then interleaves its pairs).
  *
- * Samples split over tasks as in conv.c's per-task weight gradient; each
- * worker adds its samples into its own int64 dW^T, and the workers' sums
- * are added (exact, so in any order) and transposed into dw at the end. */
+ * Samples split over tasks of whole pairs; each worker adds its tasks into
+ * its own int64 dW^T in one GEMM per task, and the workers' sums are added
+ * (exact, so in any order) and transposed into dw at the end. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel_table.h"
 #include "nn_conv.h"
 
-/* Strides up to this take this path (a copy per phase and parity). */
+/* Strides up to this take this path (a copy per phase). */
 #define WGRAD_MAX_STRIDE 8
+/* A worker's int64 dW^T above this stays on the im2col route (conv.c's
+ * batched mode): the GEMM adds each KC block of a task into it. */
+#define WGRAD_MAX_SUM_BYTES ((size_t)2 << 20)
+/* Output pixels per task (two samples a pair): about 3 KC blocks of K. */
+#define WGRAD_TASK_PIXELS 768
 
 typedef struct pair_geom {
   size_t stride, C;
-  size_t pairs;      /* K groups per tap: int16 pairs per output row */
-  size_t cpairs;     /* pairs per padded row of a copy */
+  size_t cols;       /* pixels per padded row of a copy (its phase's columns) */
   size_t row_bytes;  /* one padded row of a copy */
   size_t rows;       /* padded rows */
   size_t copy_bytes; /* one copy (64-byte multiple) */
-  size_t copies;     /* 2 * stride: phase kx % stride, parity of kx / stride */
+  size_t pair_bytes; /* the `stride` copies of one pair of samples */
 } pair_geom;
 
 static pair_geom pair_geom_make(const nn_conv_geom *g) {
@@ -52,29 +56,43 @@ static pair_geom pair_geom_make(const nn_conv_geom *g) {
   size_t st = (size_t)s->stride, k = (size_t)s->kernel;
   p.stride = st;
   p.C = (size_t)s->in_c;
-  p.pairs = (g->ow + 1) / 2;
-  p.cpairs = p.pairs + (k - 1) / st / 2; /* a tap starts (kx / st) / 2 pairs on */
-  p.row_bytes = p.cpairs * p.C * 2 * sizeof(int16_t);
+  p.cols = g->ow + (k - 1) / st; /* a tap starts kx / stride pixels on */
+  p.row_bytes = p.cols * p.C * 2 * sizeof(int16_t);
   p.rows = (size_t)s->in_h + 2 * (size_t)s->pad;
   p.copy_bytes = I8T_ROUND_UP(p.rows * p.row_bytes, 64);
-  p.copies = 2 * st;
+  p.pair_bytes = st * p.copy_bytes;
   return p;
 }
 
-/* A worker's int64 dW^T above this stays on the im2col route (conv.c's
- * batched mode): the GEMM adds each KC block of a sample into it. */
-#define WGRAD_MAX_SUM_BYTES ((size_t)2 << 20)
+/* The indirect A of `pairs` sample pairs from row pointers `rows`: one
+ * block of taps (output rows) per pair. */
+static i8t_gemm_indirect_a pairs_a(const nn_conv_geom *g, const pair_geom *p, const void **rows,
+                                   size_t pairs) {
+  return (i8t_gemm_indirect_a){.rows = rows, .taps = pairs * g->oh, .tap_bytes = 4 * g->ow,
+                               .tap_pitch = p->stride * p->row_bytes,
+                               .group_pitch = 4 * p->C, .interleave = p->C,
+                               .block_taps = pairs > 1 ? g->oh : 0,
+                               .block_pitch = pairs > 1 ? p->pair_bytes : 0};
+}
 
-/* Samples of fewer output pixels stay on the im2col route: each sample is
- * one GEMM whose int64 tile updates (a KC block's worth of C) cost as much
- * as its multiplies when K is small (7x7 outputs: 20 % slower). */
-#define WGRAD_MIN_PIXELS 128
+/* How many sample pairs one GEMM may take for shape s on the current
+ * table: many where the kernel reads whole tiles from one pointer
+ * (interleaved rows: C a multiple of its MR), else one (row pointers step
+ * one tap pitch only); 0 where the implicit GEMM does not run. */
+static size_t pairs_per_gemm(const nn_conv_geom *g, const pair_geom *p) {
+  size_t M = g->K, Co = (size_t)g->s.out_c;
+  const void *row = NULL;
+  i8t_gemm_indirect_a many = pairs_a(g, p, &row, 2), one = pairs_a(g, p, &row, 1);
+  if (i8t_gemm_s16s16s64_indirect_ok(M, Co, &many)) return SIZE_MAX;
+  return i8t_gemm_s16s16s64_indirect_ok(M, Co, &one) ? 1 : 0;
+}
 
 int i8t_conv_wgrad_implicit_fits(const i8t_conv_shape *s) {
-  size_t ow = (size_t)i8t_conv_out_w(s), oh = (size_t)i8t_conv_out_h(s);
-  return s->stride <= WGRAD_MAX_STRIDE && oh * ow >= WGRAD_MIN_PIXELS &&
-         i8t_conv_k(s) * (size_t)s->out_c * sizeof(int64_t) <= WGRAD_MAX_SUM_BYTES &&
-         i8t_gemm_s16s16s64_indirect_ok((size_t)s->out_c, 4 * ((ow + 1) / 2));
+  if (s->stride > WGRAD_MAX_STRIDE) return 0;
+  nn_conv_geom g = nn_conv_geom_make(s);
+  pair_geom p = pair_geom_make(&g);
+  return g.K * (size_t)s->out_c * sizeof(int64_t) <= WGRAD_MAX_SUM_BYTES &&
+         pairs_per_gemm(&g, &p) > 0;
 }
 
 typedef struct wgrad_job {
@@ -84,9 +102,11 @@ typedef struct wgrad_job {
   const int16_t *dy;
   const uint8_t *x;
   uint8_t zp;
-  size_t M; /* k * k * in_c rows of dW^T */
-  unsigned char used[2 * WGRAD_MAX_STRIDE]; /* copies some tap reads */
-  unsigned char *row_used; /* [padded rows]: rows some tap reads */
+  size_t M;   /* k * k * in_c rows of dW^T */
+  size_t ppt;   /* sample pairs per task */
+  size_t ppg;   /* sample pairs per GEMM (pairs_per_gemm) */
+  unsigned char used[WGRAD_MAX_STRIDE]; /* copies some tap reads */
+  unsigned char *row_used;              /* [padded rows]: rows some tap reads */
   nn_errors err;
 } wgrad_job;
 
@@ -98,90 +118,105 @@ static int row_read(const nn_conv_geom *g, size_t py) {
   return 0;
 }
 
-/* The padded input row: padded_cols pixels of C bytes, the zero point
- * at both ends; the pairs of copy (phase, parity) are pixels stride *
- * (2 q + parity) + phase and stride further on. It holds every column a
- * copy's cpairs pairs read (the last pair may read past the padding). */
+/* A padded input row: padded_cols pixels of C bytes, the zero point at
+ * both ends; copy `phase` takes pixels stride * e + phase. It holds every
+ * pixel a copy row reads. */
 static size_t padded_cols(const wgrad_job *j) {
   const pair_geom *p = &j->p;
-  return I8T_MAX(p->stride * (2 * p->cpairs + 2), (size_t)(j->g.s.in_w + 2 * j->g.s.pad));
+  return I8T_MAX(p->stride * (p->cols + 1), (size_t)(j->g.s.in_w + 2 * j->g.s.pad));
 }
 
-/* One sample's rows into the pair copies at img, each through the padded
- * row prow (its ends set before); rows of padding and the copies no tap
- * reads keep the zeros written before. */
-static void fill_pairs(const wgrad_job *j, const uint8_t *x, uint8_t *prow, char *img) {
+/* The copies of samples a and b (b NULL: a zero sample) at pc, through the
+ * two padded rows at prow (padded_cols pixels apart, their ends set before;
+ * a zero sample's row is all zero point); rows of padding and the copies no
+ * tap reads keep the zeros written before. */
+static void fill_pair(const wgrad_job *j, const uint8_t *a, const uint8_t *b, uint8_t *prow,
+                      char *pc) {
   const i8t_conv_shape *s = &j->g.s;
   const pair_geom *p = &j->p;
   const i8t_interleave_pixels_u8_s16_fn interleave = i8t_kernels()->interleave_pixels_u8_s16.run;
   size_t W = (size_t)s->in_w, C = p->C, pad = (size_t)s->pad, st = p->stride;
+  size_t b_off = padded_cols(j) * C;
   for (size_t iy = 0; iy < (size_t)s->in_h; iy++) {
     if (!j->row_used[iy + pad]) continue;
-    memcpy(prow + pad * C, x + iy * W * C, W * C);
-    for (size_t copy = 0; copy < p->copies; copy++) {
-      if (!j->used[copy]) continue;
-      size_t phase = copy / 2, parity = copy % 2;
-      interleave(p->cpairs, C, prow + (st * parity + phase) * C, 2 * st * C, st * C,
-                 (int16_t)j->zp,
-                 (int16_t *)(void *)(img + copy * p->copy_bytes + (iy + pad) * p->row_bytes));
+    memcpy(prow + pad * C, a + iy * W * C, W * C);
+    if (b) memcpy(prow + b_off + pad * C, b + iy * W * C, W * C);
+    else memset(prow + b_off + pad * C, j->zp, W * C);
+    for (size_t phase = 0; phase < st; phase++) {
+      if (!j->used[phase]) continue;
+      interleave(p->cols, C, prow + phase * C, st * C, b_off, (int16_t)j->zp,
+                 (int16_t *)(void *)(pc + phase * p->copy_bytes + (iy + pad) * p->row_bytes));
     }
   }
 }
 
-/* The M row pointers into the copies at img: row (ky, kx, c). */
+/* The M row pointers into the first pair copy at img: row (ky, kx, c). */
 static void row_pointers(const wgrad_job *j, const char *img, const void **rows) {
   const pair_geom *p = &j->p;
   size_t k = (size_t)j->g.s.kernel, C = p->C, st = p->stride;
   for (size_t ky = 0; ky < k; ky++)
     for (size_t kx = 0; kx < k; kx++) {
-      size_t copy = (kx % st) * 2 + (kx / st) % 2, q0 = kx / st / 2;
-      const char *tap = img + copy * p->copy_bytes + ky * p->row_bytes + q0 * C * 4;
+      const char *tap = img + (kx % st) * p->copy_bytes + ky * p->row_bytes + (kx / st) * C * 4;
       for (size_t c = 0; c < C; c++) rows[(ky * k + kx) * C + c] = tap + c * 4;
     }
 }
 
-/* Scratch of a worker: slot A the pair copies (then, for an odd output
- * width, the padded dy), slot B the row pointers and the padded row, slot
- * C its dW^T sums. */
-static size_t image_bytes(const wgrad_job *j) { return j->p.copies * j->p.copy_bytes; }
-static size_t dy_pad_bytes(const wgrad_job *j) {
-  return j->g.ow % 2 ? j->g.oh * 2 * j->p.pairs * (size_t)j->g.s.out_c * sizeof(int16_t) : 0;
+/* Scratch of a worker: slot A the task's pair copies, then its dy in the
+ * GEMM's K order; slot B the row pointers (twice: the first pair's and, one
+ * pair a GEMM, the current one's) and two padded rows; slot C its dW^T sums. */
+static size_t copies_bytes(const wgrad_job *j) { return j->ppt * j->p.pair_bytes; }
+static size_t dy_bytes(const wgrad_job *j) {
+  return j->ppt * 2 * j->g.out_rows * (size_t)j->g.s.out_c * sizeof(int16_t);
 }
 
-static i8t_status wgrad_samples(wgrad_job *j, size_t n0, size_t n1, int worker) {
-  const nn_conv_geom *g = &j->g;
-  const pair_geom *p = &j->p;
-  size_t Co = (size_t)g->s.out_c, in_px = g->in_rows * p->C;
-  char *img = nn_scratch(j->ws, worker, NN_SLOT_A);
-  int16_t *dy_pad = (int16_t *)(void *)(img + image_bytes(j));
-  const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
-  uint8_t *prow = (uint8_t *)(rows + j->M);
-  int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
-  memset(img, 0, image_bytes(j) + dy_pad_bytes(j));
-  memset(prow, j->zp, padded_cols(j) * p->C);
-  row_pointers(j, img, rows);
-  i8t_gemm_indirect_a A = {.rows = rows, .taps = g->oh, .tap_bytes = 4 * p->pairs,
-                           .tap_pitch = p->stride * p->row_bytes,
-                           .group_pitch = 4 * p->C, .interleave = p->C};
-  for (size_t n = n0; n < n1; n++) {
-    fill_pairs(j, j->x + n * in_px, prow, img);
-    const int16_t *dy = j->dy + n * g->out_rows * Co;
-    if (dy_pad_bytes(j)) { /* a zero row after each output row */
-      for (size_t oy = 0; oy < g->oh; oy++)
-        memcpy(dy_pad + oy * (g->ow + 1) * Co, dy + oy * g->ow * Co, g->ow * Co * sizeof *dy);
-      dy = dy_pad;
-    }
-    i8t_matrix B = {dy, Co, 1};
-    i8t_status st = i8t_gemm_s16s16s64_indirect(j->ws->ctx, j->M, Co, &A, B, acc, Co, 1);
-    if (st) return st;
+/* dy of samples a and b (b NULL: zeros) as rows (pixel, sample) at d. */
+static void interleave_dy(const int16_t *a, const int16_t *b, size_t pixels, size_t Co,
+                          int16_t *d) {
+  for (size_t px = 0; px < pixels; px++, d += 2 * Co) {
+    memcpy(d, a + px * Co, Co * sizeof *d);
+    if (b) memcpy(d + Co, b + px * Co, Co * sizeof *d);
+    else memset(d + Co, 0, Co * sizeof *d);
   }
-  return I8T_OK;
 }
 
 static void wgrad_task(void *arg, size_t task, int worker) {
   wgrad_job *j = arg;
-  size_t n0 = task * j->g.spt, n1 = I8T_MIN(n0 + j->g.spt, (size_t)j->g.s.batch);
-  nn_errors_set(&j->err, wgrad_samples(j, n0, n1, worker));
+  const nn_conv_geom *g = &j->g;
+  const pair_geom *p = &j->p;
+  size_t Co = (size_t)g->s.out_c, in_px = g->in_rows * p->C, out_px = g->out_rows * Co;
+  size_t n0 = task * 2 * j->ppt, n1 = I8T_MIN(n0 + 2 * j->ppt, (size_t)g->s.batch);
+  size_t pairs = (n1 - n0 + 1) / 2;
+  char *img = nn_scratch(j->ws, worker, NN_SLOT_A);
+  int16_t *dy = (int16_t *)(void *)(img + copies_bytes(j));
+  const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
+  uint8_t *prow = (uint8_t *)(rows + 2 * j->M);
+  memset(img, 0, pairs * p->pair_bytes);
+  memset(prow, j->zp, 2 * padded_cols(j) * p->C);
+  row_pointers(j, img, rows);
+  for (size_t i = 0; i < pairs; i++) {
+    size_t a = n0 + 2 * i;
+    int second = a + 1 < n1;
+    fill_pair(j, j->x + a * in_px, second ? j->x + (a + 1) * in_px : NULL, prow,
+              img + i * p->pair_bytes);
+    interleave_dy(j->dy + a * out_px, second ? j->dy + (a + 1) * out_px : NULL, g->out_rows, Co,
+                  dy + i * 2 * out_px);
+  }
+  int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
+  for (size_t i = 0; i < pairs; i += j->ppg) {
+    size_t np = I8T_MIN(j->ppg, pairs - i);
+    const void **r = rows;
+    if (i > 0) { /* one pair a GEMM: its own row pointers */
+      r = rows + j->M;
+      for (size_t m = 0; m < j->M; m++) r[m] = (const char *)rows[m] + i * p->pair_bytes;
+    }
+    i8t_gemm_indirect_a A = pairs_a(g, p, r, np);
+    i8t_matrix B = {dy + i * 2 * out_px, Co, 1};
+    i8t_status st = i8t_gemm_s16s16s64_indirect(j->ws->ctx, j->M, Co, &A, B, acc, Co, 1);
+    if (st) {
+      nn_errors_set(&j->err, st);
+      return;
+    }
+  }
 }
 
 i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const int16_t *dy,
@@ -189,12 +224,14 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   wgrad_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
   j.p = pair_geom_make(&j.g);
   j.M = j.g.K;
-  for (size_t kx = 0; kx < (size_t)s->kernel; kx++)
-    j.used[(kx % j.p.stride) * 2 + (kx / j.p.stride) % 2] = 1;
+  j.ppg = pairs_per_gemm(&j.g, &j.p);
+  j.ppt = nn_samples_per_task(((size_t)s->batch + 1) / 2, 2 * j.g.out_rows, WGRAD_TASK_PIXELS);
+  for (size_t kx = 0; kx < (size_t)s->kernel; kx++) j.used[kx % j.p.stride] = 1;
   size_t Co = (size_t)s->out_c, wsize = Co * j.M;
+  size_t tasks = nn_task_count(((size_t)s->batch + 1) / 2, j.ppt);
   i8t_status st;
-  if ((st = nn_reserve(ws, NN_SLOT_A, image_bytes(&j) + dy_pad_bytes(&j))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, j.M * sizeof(void *) + padded_cols(&j) * j.p.C)) ||
+  if ((st = nn_reserve(ws, NN_SLOT_A, copies_bytes(&j) + dy_bytes(&j))) ||
+      (st = nn_reserve(ws, NN_SLOT_B, 2 * j.M * sizeof(void *) + 2 * padded_cols(&j) * j.p.C)) ||
       (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
     return st;
   j.row_used = malloc(j.p.rows);
@@ -202,7 +239,7 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   for (size_t py = 0; py < j.p.rows; py++) j.row_used[py] = (unsigned char)row_read(&j.g, py);
   for (int w = 0; w < ws->threads; w++) memset(nn_scratch(ws, w, NN_SLOT_C), 0, wsize * 8);
   nn_errors_init(&j.err);
-  i8t_parallel_for(ws->ctx, j.g.tasks, wgrad_task, &j);
+  i8t_parallel_for(ws->ctx, tasks, wgrad_task, &j);
   free(j.row_used);
   if ((st = nn_errors_get(&j.err))) return st;
   /* dw[co][k'] = the workers' dW^T[k'][co], summed (exact int64). */

@@ -62,9 +62,11 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
     _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) acc[r][v] = vi_zero();
   }
   if (mode == UK_A_TAPS) { /* interleaved rows: group g of row r at a + 4 r + g * a_group */
+    size_t tap = p->a_block_tap; /* taps come in blocks of a_block_taps */
     for (size_t g = p->kc / UK_KR; g > 0; g -= p->a_tap_groups, a += p->a_tap_bytes) {
       const char *t = a;
       for (size_t i = 0; i < p->a_tap_groups; i++, t += a_group) UK_GROUP(t + 4 * r);
+      if (++tap == p->a_block_taps) tap = 0, a += p->a_block_skip;
     }
   } else if (mode == UK_A_ROWS) { /* taps of a_tap_groups groups per row pointer */
     const size_t tap_bytes = p->a_tap_groups * a_group;
