@@ -209,7 +209,7 @@ static void check_conv_shapes(i8t_isa isa) {
       {3, 16, 16, 16, 16, 3, 1, 1}, /* 256 pixels: KC blocks of whole rows */
       {2, 12, 13, 3, 32, 3, 1, 1},  /* odd width (a zero dy column), rows by pointer */
       {2, 24, 22, 8, 16, 3, 2, 1},  /* stride 2: phase copies, odd output width */
-      {2, 24, 26, 16, 32, 1, 2, 0}, /* 1x1 stride 2: one copy in four */
+      {2, 24, 26, 16, 32, 1, 2, 0}, /* 1x1 stride 2: stays on im2col */
       {1, 16, 16, 4, 16, 5, 1, 2},  /* kernel 5: pairs starting 1 and 2 pairs on */
       {1, 38, 40, 16, 16, 3, 3, 1}, /* stride 3 */
       {2, 14, 14, 32, 64, 3, 1, 0}, /* no padding, wide kernel, 32 rows a tap */
@@ -226,10 +226,11 @@ static void check_conv_shapes(i8t_isa isa) {
   test_workspace_free(wss[0], ctx1);
   test_workspace_free(wss[1], ctx2);
   /* The x86 kernels read A in place: every shape but the small one. */
-  /* The x86 kernels read A in place: every shape (interleaved rows where
-   * 16 divides C, a GEMM per pair of samples otherwise). */
+  /* The x86 kernels read A in place: every shape but the 1x1 one
+   * (interleaved rows where 16 divides C, a GEMM per pair of samples
+   * otherwise). */
   if (isa == I8T_ISA_AVX512VNNI || isa == I8T_ISA_AVX2)
-    assert_int_equal(implicit, (int)(sizeof shapes / sizeof shapes[0]));
+    assert_int_equal(implicit, (int)(sizeof shapes / sizeof shapes[0]) - 1);
 }
 
 #define DEFINE_ISA_TESTS(name, isa)                         \
