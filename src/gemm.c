@@ -51,6 +51,8 @@ typedef struct gemm_job {
   size_t group_pitch;              /* indirect: bytes from a K group to the next */
   int interleaved;                 /* indirect: whole tiles from one pointer */
   int add_to_c;                    /* the first KC block adds into C too */
+  const char *b_packed;            /* or B comes packed over the whole K ... */
+  size_t b_panel_bytes;            /* ... its NR-column panels this far apart */
 } gemm_job;
 
 static size_t a_block_bytes(const gemm_job *j) {
@@ -59,6 +61,7 @@ static size_t a_block_bytes(const gemm_job *j) {
          i8t_pack_elem_size(j->uk->a_elem);
 }
 static size_t b_block_bytes(const gemm_job *j) {
+  if (j->b_packed) return 0; /* read where it is */
   return I8T_ROUND_UP(j->nc, j->uk->nr) * I8T_ROUND_UP(j->kc, j->uk->kr) *
          i8t_pack_elem_size(j->uk->b_elem);
 }
@@ -203,7 +206,7 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
   for (size_t pc = 0; pc < j->K; pc += j->kc) {
     size_t kb = I8T_MIN(j->kc, j->K - pc), kc_pad = I8T_ROUND_UP(kb, uk->kr);
     i8t_pack_src bs = offset_src(&j->b, pc, col0);
-    pack_b(uk, &bs, kb, nb, bpack);
+    if (!j->b_packed) pack_b(uk, &bs, kb, nb, bpack);
     int first_k = pc == 0 && !j->add_to_c, last_k = pc + kb == j->K;
     size_t tap0 = j->ind ? pc / j->tap_len : 0; /* no division per tile */
     size_t bt = j->ind ? j->ind->block_taps : 0, block_tap0 = bt ? tap0 % bt : 0;
@@ -222,7 +225,10 @@ static void gemm_task(void *arg, size_t task, int worker, void *scratch) {
         pack_a(uk, &as, mb - m_direct, kb, apack);
       }
       for (size_t jr = 0; jr < nb; jr += uk->nr) {
-        const char *bp = bpack + jr * kc_pad * b_esize; /* panel jr / NR */
+        const char *bp = j->b_packed /* panel (col0 + jr) / NR from k = pc, or jr / NR */
+                             ? j->b_packed + (col0 + jr) / uk->nr * j->b_panel_bytes +
+                                   pc * uk->nr * b_esize
+                             : bpack + jr * kc_pad * b_esize;
         /* Summed just before its first tiles: the panel is then in L1. */
         if (sums && first_m) sum_b(uk, kc_pad, bp, sums + jr);
         if (sums && first_m && last_k) sums_to_correction(j, sums + jr);
@@ -560,12 +566,15 @@ int i8t_gemm_s16s16s64_indirect_ok(size_t M, size_t N, const i8t_gemm_indirect_a
          blocks_ok(uk, M, A);
 }
 
-i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
-                                       const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
-                                       size_t ldc, int accumulate) {
+/* The two s16 indirect entry points: B as a matrix, or packed (b_packed). */
+static i8t_status gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
+                                          const i8t_gemm_indirect_a *A, i8t_matrix B,
+                                          const int16_t *b_packed, int64_t *C, size_t ldc,
+                                          int accumulate) {
   const i8t_gemm_ukernel *uk = i8t_gemm_ukernel_for(table(), I8T_GEMM_S16U8S64, N);
   if (!A) return i8t_error(I8T_ERR_INVALID_ARG, "indirect s16 GEMM: NULL A");
-  i8t_status st = check_common(M, N, A->taps * (A->tap_bytes / 2), A->rows, B.data, C, ldc);
+  const void *b = b_packed ? (const void *)b_packed : B.data;
+  i8t_status st = check_common(M, N, A->taps * (A->tap_bytes / 2), A->rows, b, C, ldc);
   if (st) return st;
   if (!i8t_gemm_s16s16s64_indirect_ok(M, N, A))
     return i8t_error(I8T_ERR_UNSUPPORTED,
@@ -575,8 +584,26 @@ i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
   gemm_job j = {.uk = uk, .M = M, .N = N, .K = A->taps * (A->tap_bytes / 2), .c64 = C,
                 .ldc = ldc, .ind = A, .add_to_c = accumulate != 0};
   j.b = (i8t_pack_src){B.data, B.row_stride, B.col_stride, I8T_PACK_S16, 0};
+  if (b_packed) {
+    j.b_packed = (const char *)b_packed;
+    j.b_panel_bytes = j.K * uk->nr * sizeof(int16_t);
+  }
   indirect_blocks(&j, s16_kc_limit(uk));
   return run_job(ctx, &j);
+}
+
+i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
+                                       const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
+                                       size_t ldc, int accumulate) {
+  return gemm_s16s16s64_indirect(ctx, M, N, A, B, NULL, C, ldc, accumulate);
+}
+
+i8t_status i8t_gemm_s16s16s64_indirect_packed(i8t_context *ctx, size_t M, size_t N,
+                                              const i8t_gemm_indirect_a *A,
+                                              const int16_t *b_packed, int64_t *C, size_t ldc,
+                                              int accumulate) {
+  i8t_matrix none = {NULL, 0, 0};
+  return gemm_s16s16s64_indirect(ctx, M, N, A, none, b_packed, C, ldc, accumulate);
 }
 
 i8t_status i8t_gemm_s16u8s64(i8t_context *ctx, size_t M, size_t N, size_t K, i8t_matrix A,

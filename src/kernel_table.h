@@ -385,6 +385,14 @@ int i8t_gemm_s16s16s64_indirect_ok(size_t M, size_t N, const i8t_gemm_indirect_a
 i8t_status i8t_gemm_s16s16s64_indirect(i8t_context *ctx, size_t M, size_t N,
                                        const i8t_gemm_indirect_a *A, i8t_matrix B, int64_t *C,
                                        size_t ldc, int accumulate);
+/* The same with B already in the microkernel's packed layout over the whole
+ * K (kernel_table.h's PACKED LAYOUT, KR = 2): NR = i8t_gemm_panel_width(
+ * I8T_GEMM_S16U8S64, N) columns a panel, panel p at b_packed + p * K * NR,
+ * columns past N zero; the driver then packs nothing. */
+i8t_status i8t_gemm_s16s16s64_indirect_packed(i8t_context *ctx, size_t M, size_t N,
+                                              const i8t_gemm_indirect_a *A,
+                                              const int16_t *b_packed, int64_t *C, size_t ldc,
+                                              int accumulate);
 
 /* The table in use (filled on first call). Never NULL. */
 const i8t_kernel_table *i8t_kernels(void);

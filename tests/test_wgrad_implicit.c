@@ -1,7 +1,7 @@
 /* The implicit weight gradient (src/nn/conv_wgrad.c): the indirect int16 GEMM
  * against a plain int64 product (row pointers anywhere, interleaved rows,
- * spaced K groups, edge tiles, several KC blocks of whole taps, adding into
- * C, 1-3 threads), and the conv weight gradient, which takes it where the
+ * spaced K groups, blocks of taps, edge tiles, several KC blocks of whole
+ * taps, adding into C, B as a matrix or packed, 1-3 threads), and the conv weight gradient, which takes it where the
  * kernel can, against direct integer loops on every ISA (the others keep
  * im2col): strides 1-3, kernels 1 / 3 / 5, pads 0-2, odd output widths,
  * 3-64 channels, random values and the extremes whose int32 partial sums
@@ -68,10 +68,19 @@ static void check_s16_gemm(i8t_context *const ctxs[2], s16_case t, uint64_t *rng
                            .interleave = t.interleave, .block_taps = t.block_taps,
                            .block_pitch = t.block_taps ? bpitch : 0};
   i8t_matrix B = {b, t.N, 1};
-  for (int ci = 0; ci < 2; ci++) {
+  /* B packed as documented: NR-column panels of K / 2 groups (k, k + 1) */
+  size_t nr = i8t_gemm_panel_width(I8T_GEMM_S16U8S64, t.N), panels = (t.N + nr - 1) / nr;
+  int16_t *bp = calloc(panels * nr * K, sizeof *bp);
+  for (size_t k = 0; k < K; k++)
+    for (size_t n = 0; n < t.N; n++)
+      bp[(n / nr) * nr * K + ((k / 2) * nr + n % nr) * 2 + k % 2] = b[k * t.N + n];
+  for (int run = 0; run < 4; run++) {
+    int ci = run % 2, packed = run / 2;
     for (int accumulate = 0; accumulate < 2; accumulate++) {
       memcpy(c, c0, t.M * ldc * sizeof *c);
-      i8t_status st = i8t_gemm_s16s16s64_indirect(ctxs[ci], t.M, t.N, &A, B, c, ldc, accumulate);
+      i8t_status st =
+          packed ? i8t_gemm_s16s16s64_indirect_packed(ctxs[ci], t.M, t.N, &A, bp, c, ldc, accumulate)
+                 : i8t_gemm_s16s16s64_indirect(ctxs[ci], t.M, t.N, &A, B, c, ldc, accumulate);
       if (!i8t_gemm_s16s16s64_indirect_ok(t.M, t.N, &A)) {
         assert_int_equal(st, I8T_ERR_UNSUPPORTED);
         continue;
@@ -83,16 +92,17 @@ static void check_s16_gemm(i8t_context *const ctxs[2], s16_case t, uint64_t *rng
           for (size_t k = 0; k < K; k++)
             want += (int64_t)a_at(&A, t.interleave ? gpitch : 4, i, k) * b[k * t.N + n];
           if (c[i * ldc + n] != want)
-            fail_msg("s16 indirect M=%zu N=%zu taps=%zu x %zu interleave %zu blocks %zu acc %d: "
-                     "C[%zu][%zu] = %lld, expected %lld",
-                     t.M, t.N, t.taps, t.tap_vals, t.interleave, t.block_taps, accumulate, i, n,
+            fail_msg("s16 indirect M=%zu N=%zu taps=%zu x %zu interleave %zu blocks %zu acc %d "
+                     "packed B %d: C[%zu][%zu] = %lld, expected %lld",
+                     t.M, t.N, t.taps, t.tap_vals, t.interleave, t.block_taps, accumulate, packed,
+                     i, n,
                      (long long)c[i * ldc + n], (long long)want);
         }
         for (size_t n = t.N; n < ldc; n++) assert_true(c[i * ldc + n] == c0[i * ldc + n]);
       }
     }
   }
-  free(img), free(b), free(rows), free(c), free(c0);
+  free(img), free(b), free(bp), free(rows), free(c), free(c0);
 }
 
 static void check_s16_gemms(void) {

@@ -20,8 +20,9 @@
  * of one tap are interleaved, 4 bytes apart, so the microkernel addresses a
  * whole tile from one pointer (i8t_gemm_indirect_a.interleave). Padding
  * is 0 (x - zp of the zero point); an odd batch pairs its last sample with
- * a zero one (a zero dy). dy is copied in the same order, a row per pixel
- * and sample (the driver's packing then interleaves its pairs).
+ * a zero one (a zero dy). dy goes straight into the GEMM's packed layout
+ * (the two samples' channels interleaved per pixel), so the driver packs
+ * nothing.
  *
  * Samples split over tasks of whole pairs; each worker adds its tasks into
  * its own int64 dW^T in one GEMM per task, and the workers' sums are added
@@ -107,6 +108,7 @@ typedef struct wgrad_job {
   size_t M;   /* k * k * in_c rows of dW^T */
   size_t ppt;   /* sample pairs per task */
   size_t ppg;   /* sample pairs per GEMM (pairs_per_gemm) */
+  size_t nr;    /* the microkernel's NR: dy's packed panels */
   unsigned char used[WGRAD_MAX_STRIDE]; /* copies some tap reads */
   unsigned char *row_used;              /* [padded rows]: rows some tap reads */
   nn_errors err;
@@ -163,21 +165,40 @@ static void row_pointers(const wgrad_job *j, const char *img, const void **rows)
     }
 }
 
-/* Scratch of a worker: slot A the task's pair copies, then its dy in the
- * GEMM's K order; slot B the row pointers (twice: the first pair's and, one
- * pair a GEMM, the current one's) and two padded rows; slot C its dW^T sums. */
+/* Scratch of a worker: slot A the task's pair copies, then its dy packed;
+ * slot B the row pointers (twice: the first pair's and, one pair a GEMM,
+ * the current one's), two padded rows and a zero dy row; slot C its dW^T
+ * sums. */
 static size_t copies_bytes(const wgrad_job *j) { return j->ppt * j->p.pair_bytes; }
+static size_t panels(const wgrad_job *j) { return ((size_t)j->g.s.out_c + j->nr - 1) / j->nr; }
 static size_t dy_bytes(const wgrad_job *j) {
-  return j->ppt * 2 * j->g.out_rows * (size_t)j->g.s.out_c * sizeof(int16_t);
+  return panels(j) * j->nr * j->ppt * 2 * j->g.out_rows * sizeof(int16_t);
 }
 
-/* dy of samples a and b (b NULL: zeros) as rows (pixel, sample) at d. */
-static void interleave_dy(const int16_t *a, const int16_t *b, size_t pixels, size_t Co,
-                          int16_t *d) {
-  for (size_t px = 0; px < pixels; px++, d += 2 * Co) {
-    memcpy(d, a + px * Co, Co * sizeof *d);
-    if (b) memcpy(d + Co, b + px * Co, Co * sizeof *d);
-    else memset(d + Co, 0, Co * sizeof *d);
+/* d[2 i] = a[i], d[2 i + 1] = b[i]: a plain loop the compiler turns into
+ * word unpacks (SSE2 too). */
+static void interleave_s16(size_t n, const int16_t *restrict a, const int16_t *restrict b,
+                           int16_t *restrict d) {
+  for (size_t i = 0; i < n; i++) {
+    d[2 * i] = a[i];
+    d[2 * i + 1] = b[i];
+  }
+}
+
+/* dy of samples a and b (b NULL: zero, Co zeros, for each pixel) as K
+ * groups g0.. of the packed B at d whose panels are `groups` groups long:
+ * group g0 + px of panel q holds, for its NR columns c, (a[px][q NR + c],
+ * b[px][q NR + c]), columns past Co zero. */
+static void pack_dy(const wgrad_job *j, const int16_t *a, const int16_t *b, const int16_t *zero,
+                    size_t groups, size_t g0, int16_t *d) {
+  size_t Co = (size_t)j->g.s.out_c, nr = j->nr, pixels = j->g.out_rows;
+  for (size_t q = 0; q < panels(j); q++) {
+    size_t c0 = q * nr, w = I8T_MIN(nr, Co - c0);
+    int16_t *dq = d + (q * groups + g0) * nr * 2;
+    for (size_t px = 0; px < pixels; px++, dq += 2 * nr) {
+      interleave_s16(w, a + px * Co + c0, b ? b + px * Co + c0 : zero, dq);
+      if (w < nr) memset(dq + 2 * w, 0, 2 * (nr - w) * sizeof *dq);
+    }
   }
 }
 
@@ -192,28 +213,33 @@ static void wgrad_task(void *arg, size_t task, int worker) {
   int16_t *dy = (int16_t *)(void *)(img + copies_bytes(j));
   const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
   uint8_t *prow = (uint8_t *)(rows + 2 * j->M);
+  int16_t *zero = (int16_t *)(void *)(prow + I8T_ROUND_UP(2 * padded_cols(j) * p->C, 2));
   memset(img, 0, pairs * p->pair_bytes);
   memset(prow, j->zp, 2 * padded_cols(j) * p->C);
+  memset(zero, 0, Co * sizeof *zero);
   row_pointers(j, img, rows);
+  /* One GEMM for all pairs, or one per pair (ppg is SIZE_MAX or 1), each
+   * with its own packed B: K / 2 = its pairs' pixels per panel. */
+  size_t per_gemm = I8T_MIN(j->ppg, pairs), groups = per_gemm * g->out_rows;
+  size_t gemm_b = panels(j) * j->nr * 2 * groups; /* int16 values of one GEMM's B */
   for (size_t i = 0; i < pairs; i++) {
     size_t a = n0 + 2 * i;
     int second = a + 1 < n1;
     fill_pair(j, j->x + a * in_px, second ? j->x + (a + 1) * in_px : NULL, prow,
               img + i * p->pair_bytes);
-    interleave_dy(j->dy + a * out_px, second ? j->dy + (a + 1) * out_px : NULL, g->out_rows, Co,
-                  dy + i * 2 * out_px);
+    pack_dy(j, j->dy + a * out_px, second ? j->dy + (a + 1) * out_px : NULL, zero, groups,
+            (i % per_gemm) * g->out_rows, dy + i / per_gemm * gemm_b);
   }
   int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
-  for (size_t i = 0; i < pairs; i += j->ppg) {
-    size_t np = I8T_MIN(j->ppg, pairs - i);
+  for (size_t i = 0; i < pairs; i += per_gemm) {
     const void **r = rows;
-    if (i > 0) { /* one pair a GEMM: its own row pointers */
+    if (i > 0) { /* a later pair's own GEMM: its row pointers */
       r = rows + j->M;
       for (size_t m = 0; m < j->M; m++) r[m] = (const char *)rows[m] + i * p->pair_bytes;
     }
-    i8t_gemm_indirect_a A = pairs_a(g, p, r, np);
-    i8t_matrix B = {dy + i * 2 * out_px, Co, 1};
-    i8t_status st = i8t_gemm_s16s16s64_indirect(j->ws->ctx, j->M, Co, &A, B, acc, Co, 1);
+    i8t_gemm_indirect_a A = pairs_a(g, p, r, per_gemm);
+    i8t_status st = i8t_gemm_s16s16s64_indirect_packed(j->ws->ctx, j->M, Co, &A,
+                                                       dy + i / per_gemm * gemm_b, acc, Co, 1);
     if (st) {
       nn_errors_set(&j->err, st);
       return;
@@ -227,13 +253,16 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   j.p = pair_geom_make(&j.g);
   j.M = j.g.K;
   j.ppg = pairs_per_gemm(&j.g, &j.p);
+  j.nr = i8t_gemm_panel_width(I8T_GEMM_S16U8S64, (size_t)s->out_c);
   j.ppt = nn_samples_per_task(((size_t)s->batch + 1) / 2, 2 * j.g.out_rows, WGRAD_TASK_PIXELS);
   for (size_t kx = 0; kx < (size_t)s->kernel; kx++) j.used[kx % j.p.stride] = 1;
   size_t Co = (size_t)s->out_c, wsize = Co * j.M;
   size_t tasks = nn_task_count(((size_t)s->batch + 1) / 2, j.ppt);
   i8t_status st;
   if ((st = nn_reserve(ws, NN_SLOT_A, copies_bytes(&j) + dy_bytes(&j))) ||
-      (st = nn_reserve(ws, NN_SLOT_B, 2 * j.M * sizeof(void *) + 2 * padded_cols(&j) * j.p.C)) ||
+      (st = nn_reserve(ws, NN_SLOT_B, 2 * j.M * sizeof(void *) +
+                                          I8T_ROUND_UP(2 * padded_cols(&j) * j.p.C, 2) +
+                                          Co * sizeof(int16_t))) ||
       (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
     return st;
   j.row_used = malloc(j.p.rows);
