@@ -247,6 +247,35 @@ static void wgrad_task(void *arg, size_t task, int worker) {
   }
 }
 
+/* The workers' int64 dW^T sums: zeroed before the pass (one task per
+ * worker's sums) and added into dw after it (rows of dW^T in blocks). */
+#define SUM_ROWS 64
+typedef struct sums_job {
+  i8t_workspace *ws;
+  int64_t *dw;
+  size_t M, Co;
+} sums_job;
+
+static void zero_sums_task(void *arg, size_t task, int worker) {
+  const sums_job *sj = arg;
+  (void)worker;
+  memset(nn_scratch(sj->ws, (int)task, NN_SLOT_C), 0, sj->M * sj->Co * sizeof(int64_t));
+}
+
+/* dw[co][k'] = the sum over workers of dW^T[k'][co] (exact int64: any order). */
+static void add_sums_task(void *arg, size_t task, int worker) {
+  const sums_job *sj = arg;
+  size_t k1 = I8T_MIN(sj->M, (task + 1) * SUM_ROWS);
+  (void)worker;
+  for (size_t k = task * SUM_ROWS; k < k1; k++)
+    for (size_t co = 0; co < sj->Co; co++) {
+      int64_t sum = 0;
+      for (int w = 0; w < sj->ws->threads; w++)
+        sum += ((const int64_t *)nn_scratch(sj->ws, w, NN_SLOT_C))[k * sj->Co + co];
+      sj->dw[co * sj->M + k] = sum;
+    }
+}
+
 i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const int16_t *dy,
                              const uint8_t *x, uint8_t x_zp, int64_t *dw) {
   wgrad_job j = {.g = nn_conv_geom_make(s), .ws = ws, .dy = dy, .x = x, .zp = x_zp};
@@ -256,29 +285,24 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   j.nr = i8t_gemm_panel_width(I8T_GEMM_S16U8S64, (size_t)s->out_c);
   j.ppt = nn_samples_per_task(((size_t)s->batch + 1) / 2, 2 * j.g.out_rows, WGRAD_TASK_PIXELS);
   for (size_t kx = 0; kx < (size_t)s->kernel; kx++) j.used[kx % j.p.stride] = 1;
-  size_t Co = (size_t)s->out_c, wsize = Co * j.M;
+  size_t Co = (size_t)s->out_c;
   size_t tasks = nn_task_count(((size_t)s->batch + 1) / 2, j.ppt);
   i8t_status st;
   if ((st = nn_reserve(ws, NN_SLOT_A, copies_bytes(&j) + dy_bytes(&j))) ||
       (st = nn_reserve(ws, NN_SLOT_B, 2 * j.M * sizeof(void *) +
                                           I8T_ROUND_UP(2 * padded_cols(&j) * j.p.C, 2) +
                                           Co * sizeof(int16_t))) ||
-      (st = nn_reserve(ws, NN_SLOT_C, wsize * sizeof(int64_t))))
+      (st = nn_reserve(ws, NN_SLOT_C, j.M * Co * sizeof(int64_t))))
     return st;
   j.row_used = malloc(j.p.rows);
   if (!j.row_used) return i8t_error(I8T_ERR_NO_MEMORY, "conv backward weights: %zu rows", j.p.rows);
   for (size_t py = 0; py < j.p.rows; py++) j.row_used[py] = (unsigned char)row_read(&j.g, py);
-  for (int w = 0; w < ws->threads; w++) memset(nn_scratch(ws, w, NN_SLOT_C), 0, wsize * 8);
+  sums_job sj = {ws, dw, j.M, Co};
+  i8t_parallel_for(ws->ctx, (size_t)ws->threads, zero_sums_task, &sj);
   nn_errors_init(&j.err);
   i8t_parallel_for(ws->ctx, tasks, wgrad_task, &j);
   free(j.row_used);
   if ((st = nn_errors_get(&j.err))) return st;
-  /* dw[co][k'] = the workers' dW^T[k'][co], summed (exact int64). */
-  memset(dw, 0, wsize * sizeof *dw);
-  for (int w = 0; w < ws->threads; w++) {
-    const int64_t *acc = nn_scratch(ws, w, NN_SLOT_C);
-    for (size_t k = 0; k < j.M; k++)
-      for (size_t co = 0; co < Co; co++) dw[co * j.M + k] += acc[k * Co + co];
-  }
+  i8t_parallel_for(ws->ctx, nn_task_count(j.M, SUM_ROWS), add_sums_task, &sj);
   return I8T_OK;
 }
