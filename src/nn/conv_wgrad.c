@@ -106,9 +106,9 @@ typedef struct wgrad_job {
   const uint8_t *x;
   uint8_t zp;
   size_t M;   /* k * k * in_c rows of dW^T */
-  size_t ppt;   /* sample pairs per task */
-  size_t ppg;   /* sample pairs per GEMM (pairs_per_gemm) */
-  size_t nr;    /* the microkernel's NR: dy's packed panels */
+  size_t ppt; /* sample pairs per task */
+  size_t ppg; /* sample pairs per GEMM (pairs_per_gemm) */
+  size_t nr;  /* the microkernel's NR: dy's packed panels */
   unsigned char used[WGRAD_MAX_STRIDE]; /* copies some tap reads */
   unsigned char *row_used;              /* [padded rows]: rows some tap reads */
   nn_errors err;

@@ -230,17 +230,27 @@ static inline i8t_vf vf_add_exact_product(i8t_vf t, i8t_vf x, i8t_vf s) {
 void I8T_X86_NAME(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *row,
                                                 size_t step, size_t b_off, int16_t zp,
                                                 int16_t *d) {
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+  const __m512i z = _mm512_set1_epi16(zp);
+#else
   const __m256i z = _mm256_set1_epi16(zp);
+#endif
   for (size_t q = 0; q < n; q++, d += 2 * C) {
     const uint8_t *a = row + q * step, *b = a + b_off;
     size_t c = 0;
     for (; c + 16 <= C; c += 16) {
       __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + c));
       __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(b + c));
-      __m256i lo = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb)), z);
-      __m256i hi = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb)), z);
-      _mm256_storeu_si256((__m256i *)(void *)(d + 2 * c), lo);
-      _mm256_storeu_si256((__m256i *)(void *)(d + 2 * c + 16), hi);
+      __m128i lo8 = _mm_unpacklo_epi8(va, vb), hi8 = _mm_unpackhi_epi8(va, vb);
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED) /* one widening, one store */
+      __m512i w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi8, lo8));
+      _mm512_storeu_si512((void *)(d + 2 * c), _mm512_sub_epi16(w, z));
+#else
+      _mm256_storeu_si256((__m256i *)(void *)(d + 2 * c),
+                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(lo8), z));
+      _mm256_storeu_si256((__m256i *)(void *)(d + 2 * c + 16),
+                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(hi8), z));
+#endif
     }
     for (; c < C; c++) {
       d[2 * c] = (int16_t)(a[c] - zp);
