@@ -111,17 +111,26 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                                  uint8_t x_zp, const int8_t *w, int32_t *y,
                                  const float *col_scale, size_t col_scale_count,
                                  float *sample_min, float *sample_max);
-/** Whether i8t_conv2d_forward_u8 runs shape s with these scales: where the
- * convolution is cheap enough to compute twice (the 1-channel 3x3 stem, on
- * a kernel table with its direct kernel; per-channel scales positive normal
- * floats). For such a shape i8t_conv2d_forward_s8 also accepts y = NULL
- * with the sample ranges wanted: a pass that stores no int32 output. */
+/** Whether i8t_conv2d_forward_u8 runs shape s with these scales (1 or out_c
+ * of them): where the convolution is cheap enough to compute twice, which
+ * depends on the shape (and the kernel table) only, never on the thread
+ * count:
+ * - the 1-channel 3x3 stem (stride 1, pad 1, out_c a multiple of 16) on a
+ *   kernel table with its direct kernel, per-channel scales positive normal
+ *   floats;
+ * - any other convolution of in_c > 1 with a shallow GEMM, K = kernel^2 *
+ *   in_c <= 64 (resnet8's 1x1 shortcuts, 16 -> 32 and 32 -> 64 channels),
+ *   with any scales.
+ * For such a shape i8t_conv2d_forward_s8 also accepts y = NULL with the
+ * sample ranges wanted: a pass that stores no int32 output (the same
+ * ranges, bit for bit). */
 int i8t_conv2d_forward_u8_fits(const i8t_conv_shape *s, const float *col_scale,
                                size_t col_scale_count);
 /** The forward straight to the next layer's u8 input: q = what
  * i8t_conv2d_forward_s8 followed by i8t_requantize_s32_u8(out, r) gives,
- * bit for bit, but each sample's int32 block is requantized while in
- * cache (no int32 tensor goes through memory). I8T_ERR_UNSUPPORTED where
+ * bit for bit (stochastic rounding included, at any thread count), but
+ * each sample's int32 block is recomputed and requantized while in cache
+ * (no int32 tensor goes through memory). I8T_ERR_UNSUPPORTED where
  * i8t_conv2d_forward_u8_fits says no. */
 i8t_status i8t_conv2d_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
                                  uint8_t x_zp, const int8_t *w, const float *col_scale,

@@ -351,10 +351,17 @@ typedef struct fwd_job {
   const int8_t *w; /* [N x G*ld]: grouped_weights */
   size_t ld, G, N;  /* column matrix row bytes, row groups, GEMM width */
   int indirect;     /* implicit GEMM: row pointers into x (see gemm_indirect_block) */
-  int32_t *y;
+  int32_t *y; /* NULL: each block's int32 output goes to scratch (gemm_fused_fits) */
   const float *col_scale;
   size_t ncs;
   float *smin, *smax;
+  /* i8t_conv2d_forward_u8: each sample's int32 block requantized, still in
+   * cache, into q with qp and r; cs_rep: the column scales replicated over
+   * a requantize block. */
+  uint8_t *q;
+  i8t_qparams qp;
+  i8t_rounding r;
+  const float *cs_rep;
   nn_errors err;
 } fwd_job;
 
@@ -383,23 +390,28 @@ static void sample_range(const int32_t *y, size_t rows, size_t C, const float *c
 }
 
 /* The finish of one block: its padded GEMM output `out` (rows N apart,
- * sample n0 first; NULL when the GEMM wrote y) to y, and the per-sample
- * ranges. */
+ * sample n0 first; NULL when the GEMM wrote y) to y (the block's rows C
+ * apart: in the output tensor, or scratch), the per-sample ranges and, for
+ * i8t_conv2d_forward_u8, the u8 output. */
 typedef struct fwd_finish {
   fwd_job *j;
   size_t n0;
   const int32_t *out;
+  int32_t *y;
 } fwd_finish;
 
 static void forward_finish_task(void *arg, size_t task, int worker) {
   const fwd_finish *f = arg;
-  const fwd_job *j = f->j;
+  fwd_job *j = f->j;
   const nn_conv_geom *g = &j->g;
-  size_t n = f->n0 + task, C = (size_t)g->s.out_c;
-  int32_t *y = j->y + n * g->out_rows * C;
-  (void)worker;
-  if (f->out) copy_columns_s32(f->out + task * g->out_rows * j->N, g->out_rows, j->N, C, y);
-  if (j->smin) sample_range(y, g->out_rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
+  size_t n = f->n0 + task, C = (size_t)g->s.out_c, rows = g->out_rows;
+  int32_t *y = f->y + task * rows * C;
+  if (f->out) copy_columns_s32(f->out + task * rows * j->N, rows, j->N, C, y);
+  if (j->smin) sample_range(y, rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
+  if (j->q) /* at the sample's element offset: the rounding stream of the whole tensor */
+    nn_errors_set(&j->err, nn_requantize_rows(y, rows, C, j->cs_rep, j->qp, j->r, n * rows * C,
+                                              j->q + n * rows * C,
+                                              nn_scratch(j->ws, worker, NN_SLOT_D)));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -520,13 +532,14 @@ static i8t_status gemm_indirect_block(i8t_context *ctx, const indirect_src *src,
 
 /* Samples [n0, n1): cols holds their columns (or, indirect, their row
  * pointers and padded images), out their padded output (both unused when
- * not needed). */
-static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols, int32_t *out) {
+ * not needed), y their int32 output (rows C apart, sample n0 first). */
+static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols, int32_t *out,
+                                int32_t *y) {
   const nn_conv_geom *g = &j->g;
   i8t_context *ctx = j->ws->ctx;
   size_t m = (n1 - n0) * g->out_rows, C = (size_t)g->s.out_c, Kg = j->G * j->ld;
   int padded_out = j->G == 1 && j->N != C;
-  int32_t *dst = padded_out ? out : j->y + n0 * g->out_rows * C;
+  int32_t *dst = padded_out ? out : y;
   i8t_status st;
   if (j->indirect) {
     indirect_src src = {g, j->x, j->zp, 0};
@@ -540,17 +553,90 @@ static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols,
     i8t_matrix A = {a, Kg, 1}, B = {j->w, 1, Kg};
     st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, j->zp, B, dst, j->N);
   }
-  if (st || (!padded_out && !j->smin)) return st;
-  fwd_finish f = {j, n0, padded_out ? out : NULL};
+  if (st || (!padded_out && !j->smin && !j->q)) return st;
+  fwd_finish f = {j, n0, padded_out ? out : NULL, y};
   i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);
   return I8T_OK;
 }
 
+/* Each task's block into y, or without y into its worker's slot B. */
 static void forward_task(void *arg, size_t task, int worker) {
   fwd_job *j = arg;
-  size_t n0 = task * j->g.spt, n1 = I8T_MIN(n0 + j->g.spt, (size_t)j->g.s.batch);
+  const nn_conv_geom *g = &j->g;
+  size_t n0 = task * g->spt, n1 = I8T_MIN(n0 + g->spt, (size_t)g->s.batch);
+  int32_t *y = j->y ? j->y + n0 * g->out_rows * (size_t)g->s.out_c
+                    : nn_scratch(j->ws, worker, NN_SLOT_B);
   nn_errors_set(&j->err, forward_block(j, n0, n1, nn_scratch(j->ws, worker, NN_SLOT_A),
-                                       nn_scratch(j->ws, worker, NN_SLOT_C)));
+                                       nn_scratch(j->ws, worker, NN_SLOT_C), y));
+}
+
+/* GEMM-path shapes cheap enough to compute twice, a ranges-only pass and
+ * then the u8 output from each block recomputed in cache (see
+ * i8t_conv2d_forward_u8_fits): measured on resnet8 (bench conv/fwd, AVX-512
+ * VNNI, batch 128, one thread), the recompute beats the int32 tensor's
+ * round trip through memory while the GEMM is shallow: 1.17x and 1.06x for
+ * the 1x1 shortcuts (K = 16, 32), but 0.62-0.68x for the 3x3 convolutions
+ * of K = 144 and 288, whose GEMM dominates. 1-channel inputs are left to the stem's rule (their
+ * im2col of 1-byte pixels, not an in-place GEMM, would be recomputed).
+ * Shape only: the same rule at any thread count. */
+#ifndef NN_FUSED_MAX_K /* a build may set it, to measure other bounds */
+#define NN_FUSED_MAX_K 64
+#endif
+static int gemm_fused_fits(const i8t_conv_shape *s) {
+  return s->in_c > 1 && i8t_conv_k(s) <= NN_FUSED_MAX_K;
+}
+
+/* The forward of j (arguments checked; outputs y or not, ranges or not, q
+ * or not, as set in j): the GEMM's layout, its buffers, then the blocks. */
+static i8t_status forward(fwd_job *j) {
+  const nn_conv_geom *g = &j->g;
+  const i8t_conv_shape *s = &g->s;
+  i8t_workspace *ws = j->ws;
+  i8t_status st;
+  nn_errors_init(&j->err);
+  /* Column rows of whole 4-byte groups: the GEMM reads them in place. The
+   * extra columns meet zero weights; their bytes are never used. */
+  size_t Co = (size_t)s->out_c, K = g->K;
+  j->ld = g->direct ? K : I8T_ROUND_UP(K, 4);
+  j->G = row_groups(I8T_GEMM_U8S8S32, Co, g->out_rows, j->ld);
+  j->N = j->G > 1 ? j->G * Co : padded(I8T_GEMM_U8S8S32, Co);
+  j->indirect = indirect_ok(g, j->G, j->N);
+  indirect_src src = {g, j->x, j->zp, 0};
+  size_t col_bytes = g->direct ? 0 : j->indirect ? indirect_row_bytes(&src) : j->ld;
+  size_t out_bytes = j->G == 1 && j->N != Co ? j->N * sizeof(int32_t) : 0;
+  size_t y_bytes = j->y ? 0 : Co * sizeof(int32_t); /* the blocks' int32 output in scratch */
+  size_t rep = j->q ? nn_block_rows(Co) * Co : 0;    /* replicated scales */
+  int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
+  size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes + y_bytes) : 0;
+  size_t rows = spc * g->out_rows;
+  void *buf[5];
+  int regroup = j->N != Co || j->ld != K;
+  size_t sizes[5] = {regroup ? j->N * j->G * j->ld : 0, rows * col_bytes, rows * out_bytes,
+                     rows * y_bytes, rep * sizeof(float)};
+  if ((st = shared_regions(ws, 5, sizes, buf))) return st;
+  if (regroup) {
+    grouped_weights(j->w, Co, K, j->ld, j->G, j->N, buf[0]);
+    j->w = buf[0];
+  }
+  if (rep) {
+    float *cs = buf[4];
+    for (size_t i = 0; i < rep; i++) cs[i] = j->col_scale[j->ncs == 1 ? 0 : i % Co];
+    j->cs_rep = cs;
+    if ((st = nn_reserve(ws, NN_SLOT_D, rep * sizeof(float)))) return st;
+  }
+  if (batched) {
+    for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)
+      st = forward_block(j, n0, I8T_MIN(n0 + spc, (size_t)s->batch), buf[1], buf[2],
+                         j->y ? j->y + n0 * g->out_rows * Co : buf[3]);
+    return st ? st : nn_errors_get(&j->err);
+  }
+  rows = g->spt * g->out_rows;
+  if ((col_bytes && (st = nn_reserve(ws, NN_SLOT_A, rows * col_bytes))) ||
+      (y_bytes && (st = nn_reserve(ws, NN_SLOT_B, rows * y_bytes))) ||
+      (out_bytes && (st = nn_reserve(ws, NN_SLOT_C, rows * out_bytes))))
+    return st;
+  i8t_parallel_for(ws->ctx, g->tasks, forward_task, j);
+  return nn_errors_get(&j->err);
 }
 
 i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
@@ -567,7 +653,7 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
                      "conv forward: sample ranges need both outputs and 1 or out_c=%d scales",
                      s->out_c);
   int stem = nn_stem_forward_fits(s, sample_min ? col_scale : NULL, col_scale_count);
-  if (!y && !(stem && sample_min))
+  if (!y && !(sample_min && (stem || gemm_fused_fits(s))))
     return i8t_error(I8T_ERR_INVALID_ARG, "conv forward: NULL y (allowed for the ranges of a "
                                           "shape i8t_conv2d_forward_u8_fits accepts)");
   if (stem)
@@ -576,46 +662,14 @@ i8t_status i8t_conv2d_forward_s8(i8t_workspace *ws, const i8t_conv_shape *s, con
   fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w, .y = y,
                .col_scale = col_scale, .ncs = col_scale_count, .smin = sample_min,
                .smax = sample_max};
-  nn_errors_init(&j.err);
-  const nn_conv_geom *g = &j.g;
-  /* Column rows of whole 4-byte groups: the GEMM reads them in place. The
-   * extra columns meet zero weights; their bytes are never used. */
-  size_t Co = (size_t)s->out_c, K = g->K;
-  j.ld = g->direct ? K : I8T_ROUND_UP(K, 4);
-  j.G = row_groups(I8T_GEMM_U8S8S32, Co, g->out_rows, j.ld);
-  j.N = j.G > 1 ? j.G * Co : padded(I8T_GEMM_U8S8S32, Co);
-  j.indirect = indirect_ok(g, j.G, j.N);
-  indirect_src src = {g, x, x_zp, 0};
-  size_t col_bytes = g->direct ? 0 : j.indirect ? indirect_row_bytes(&src) : j.ld;
-  size_t out_bytes = j.G == 1 && j.N != Co ? j.N * sizeof(int32_t) : 0;
-  int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
-  size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes) : 0, rows = spc * g->out_rows;
-  void *buf[3];
-  int regroup = j.N != Co || j.ld != K;
-  size_t sizes[3] = {regroup ? j.N * j.G * j.ld : 0, rows * col_bytes, rows * out_bytes};
-  if ((st = shared_regions(ws, 3, sizes, buf))) return st;
-  if (regroup) {
-    grouped_weights(w, Co, K, j.ld, j.G, j.N, buf[0]);
-    j.w = buf[0];
-  }
-  if (batched) {
-    for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)
-      st = forward_block(&j, n0, I8T_MIN(n0 + spc, (size_t)s->batch), buf[1], buf[2]);
-    return st;
-  }
-  rows = g->spt * g->out_rows;
-  if ((col_bytes && (st = nn_reserve(ws, NN_SLOT_A, rows * col_bytes))) ||
-      (out_bytes && (st = nn_reserve(ws, NN_SLOT_C, rows * out_bytes))))
-    return st;
-  i8t_parallel_for(ws->ctx, g->tasks, forward_task, &j);
-  return nn_errors_get(&j.err);
+  return forward(&j);
 }
 
 int i8t_conv2d_forward_u8_fits(const i8t_conv_shape *s, const float *col_scale,
                                size_t col_scale_count) {
   return s && col_scale && i8t_conv_check(s) == I8T_OK &&
          (col_scale_count == 1 || col_scale_count == (size_t)s->out_c) &&
-         nn_stem_forward_fits(s, col_scale, col_scale_count);
+         (nn_stem_forward_fits(s, col_scale, col_scale_count) || gemm_fused_fits(s));
 }
 
 i8t_status i8t_conv2d_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const uint8_t *x,
@@ -630,7 +684,11 @@ i8t_status i8t_conv2d_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, con
     return i8t_error(I8T_ERR_UNSUPPORTED,
                      "conv forward u8: not for this shape, these scales or kernel table "
                      "(see i8t_conv2d_forward_u8_fits)");
-  return nn_stem_forward_u8(ws, s, x, x_zp, w, col_scale, col_scale_count, out, r, q);
+  if (nn_stem_forward_fits(s, col_scale, col_scale_count))
+    return nn_stem_forward_u8(ws, s, x, x_zp, w, col_scale, col_scale_count, out, r, q);
+  fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w,
+               .col_scale = col_scale, .ncs = col_scale_count, .q = q, .qp = out, .r = r};
+  return forward(&j);
 }
 
 /* ------------------------------------------------------------------------ */
