@@ -576,14 +576,15 @@ static void forward_task(void *arg, size_t task, int worker) {
  * round trip through memory while the GEMM is shallow. Measured (AVX-512
  * VNNI, batch 128, 1 and 2 threads), fused / unfused speed: resnet8's 1x1
  * shortcuts 1.08-1.26x at K = 16 (28x28x16 -> 32) and 0.98-1.06x at K = 32
- * (14x14x32 -> 64); 0.96-0.98x for 28x28x32 -> 32 (K = 32: the break-even),
+ * (14x14x32 -> 64; the bench's conv/fwd case, three builds side by side:
+ * 0.90x at one thread, so K = 32 is left out); 0.96-0.98x for 28x28x32 -> 32,
  * 0.79-0.81x at K = 48, 0.77-0.86x at K = 64, 0.84-0.89x at K = 72 and
  * 0.62-0.73x for the 3x3 convolutions of K = 144 and 288. 1-channel inputs
  * are left to the stem's rule (their im2col of 1-byte pixels, not an
  * in-place GEMM, would be recomputed). Shape only: the same rule at any
  * thread count. */
 #ifndef NN_FUSED_MAX_K /* a build may set it, to measure other bounds */
-#define NN_FUSED_MAX_K 32
+#define NN_FUSED_MAX_K 16
 #endif
 static int gemm_fused_fits(const i8t_conv_shape *s) {
   return s->in_c > 1 && i8t_conv_k(s) <= NN_FUSED_MAX_K;
