@@ -134,17 +134,24 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
   const i8t_gemm_ukernel *uk = j->uk;
   int full = m == uk->mr && n == uk->nr;
   if (uk->run_ex) {
-    i8t_ukernel_args args = {.kc = kc_pad, .a = ap.a, .a_row_bytes = ap.row_bytes,
-                             .a_group_bytes = ap.group_bytes, .b = bp,
-                             .accumulate = !first_k};
-    if (ap.rows || ap.interleaved_taps) {
-      args.a_rows = ap.rows;
-      args.a_tap_bytes = j->ind->tap_pitch;
-      args.a_tap_groups = j->tap_groups;
-      args.a_block_taps = j->ind->block_taps;
-      args.a_block_tap = ap.block_tap;
-      args.a_block_skip = j->ind->block_pitch - j->ind->block_taps * j->ind->tap_pitch;
-    }
+    /* Every field assigned, none zero-filled: an initialiser of this 15-word
+     * struct compiled to `rep stos`, which took 40 % of ResNet-18's
+     * 7x7x512 weight gradient (its tiles are short). */
+    i8t_ukernel_args args;
+    int taps = ap.rows || ap.interleaved_taps;
+    args.kc = kc_pad;
+    args.a = ap.a;
+    args.a_row_bytes = ap.row_bytes;
+    args.a_group_bytes = ap.group_bytes;
+    args.b = bp;
+    args.accumulate = !first_k;
+    args.col_sub = NULL;
+    args.a_rows = ap.rows;
+    args.a_tap_bytes = taps ? j->ind->tap_pitch : 0;
+    args.a_tap_groups = taps ? j->tap_groups : 0;
+    args.a_block_taps = taps ? j->ind->block_taps : 0;
+    args.a_block_tap = ap.block_tap;
+    args.a_block_skip = taps ? j->ind->block_pitch - j->ind->block_taps * j->ind->tap_pitch : 0;
     if (full) {
       args.c32 = j->c32 ? j->c32 + row * j->ldc + col : NULL;
       args.c64 = j->c64 ? j->c64 + row * j->ldc + col : NULL;
@@ -154,6 +161,7 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
       return;
     }
     args.c32 = tile;
+    args.c64 = NULL;
     args.ldc = uk->nr;
     args.accumulate = 0;
     uk->run_ex(&args);
