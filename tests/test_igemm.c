@@ -256,22 +256,16 @@ static void check_conv_shapes(i8t_isa isa) {
   if (isa == I8T_ISA_AVX512VNNI) assert_int_equal(indirect, 15);
 }
 
-#define DEFINE_ISA_TESTS(name, isa)                     \
-  static void test_indirect_gemm_##name(void **state) { \
-    i8t_isa before = i8t_isa_selected();                \
-    (void)state;                                        \
-    test_select_isa_or_skip(isa);                       \
-    check_indirect_gemms();                             \
-    check_indirect_errors();                            \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);   \
-  }                                                     \
-  static void test_conv_forward_##name(void **state) {  \
-    i8t_isa before = i8t_isa_selected();                \
-    (void)state;                                        \
-    test_select_isa_or_skip(isa);                       \
-    check_conv_shapes(isa);                             \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);   \
-  }
+/* The GEMM itself, then the convolutions through it, on one ISA. */
+static void indirect_gemm(i8t_isa isa) {
+  (void)isa;
+  check_indirect_gemms();
+  check_indirect_errors();
+}
+static void conv_forward(i8t_isa isa) { check_conv_shapes(isa); }
+
+#define DEFINE_ISA_TESTS(name, isa) \
+  I8T_ISA_TEST(indirect_gemm, name, isa) I8T_ISA_TEST(conv_forward, name, isa)
 I8T_TEST_ISAS(DEFINE_ISA_TESTS)
 
 #define ISA_TEST_ENTRIES(name, isa) \

@@ -243,22 +243,16 @@ static void check_conv_shapes(i8t_isa isa) {
     assert_int_equal(implicit, (int)(sizeof shapes / sizeof shapes[0]) - 1);
 }
 
-#define DEFINE_ISA_TESTS(name, isa)                         \
-  static void test_s16_indirect_gemm_##name(void **state) { \
-    i8t_isa before = i8t_isa_selected();                    \
-    (void)state;                                            \
-    test_select_isa_or_skip(isa);                           \
-    check_s16_gemms();                                      \
-    check_s16_errors();                                     \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);       \
-  }                                                         \
-  static void test_conv_wgrad_##name(void **state) {        \
-    i8t_isa before = i8t_isa_selected();                    \
-    (void)state;                                            \
-    test_select_isa_or_skip(isa);                           \
-    check_conv_shapes(isa);                                 \
-    assert_int_equal(i8t_isa_select(before), I8T_OK);       \
-  }
+/* The GEMM itself, then the convolution through it, on one ISA. */
+static void s16_indirect_gemm(i8t_isa isa) {
+  (void)isa;
+  check_s16_gemms();
+  check_s16_errors();
+}
+static void conv_wgrad(i8t_isa isa) { check_conv_shapes(isa); }
+
+#define DEFINE_ISA_TESTS(name, isa) \
+  I8T_ISA_TEST(s16_indirect_gemm, name, isa) I8T_ISA_TEST(conv_wgrad, name, isa)
 I8T_TEST_ISAS(DEFINE_ISA_TESTS)
 
 #define ISA_TEST_ENTRIES(name, isa) \
