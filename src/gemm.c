@@ -134,7 +134,7 @@ static void run_tile(const gemm_job *j, a_panel ap, const void *bp, size_t kc_pa
   const i8t_gemm_ukernel *uk = j->uk;
   int full = m == uk->mr && n == uk->nr;
   if (uk->run_ex) {
-    /* Every field assigned, none zero-filled: an initialiser of this 15-word
+    /* Every field assigned, none zero-filled: an initialiser of this 16-word
      * struct compiled to `rep stos`, which took 40 % of ResNet-18's
      * 7x7x512 weight gradient (its tiles are short). */
     i8t_ukernel_args args;
