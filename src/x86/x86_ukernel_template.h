@@ -8,6 +8,11 @@
  * (AVX-512 VNNI). The tile is stored to int32 C (optionally adding C and
  * subtracting a per-column term) or widened into int64 C.
  *
+ * A comes from a packed panel or a row-major source (UK_A_PANEL), through MR
+ * row pointers in taps (UK_A_ROWS: the implicit-GEMM convolutions), or from
+ * one pointer with the MR rows' groups side by side, in taps and blocks of
+ * taps (UK_A_TAPS: the weight gradient's pair copies); see i8t_ukernel_args.
+ *
  * Defines UK_NAME (the kernel_table.h `run` contract: packed A) and
  * UK_NAME_EX (`run_ex`: i8t_ukernel_args), and UK_SUM_NAME if defined (the
  * i8t_sum_b_fn of this B format: the same dot step with every A value 1).
