@@ -355,13 +355,7 @@ typedef struct fwd_job {
   const float *col_scale;
   size_t ncs;
   float *smin, *smax;
-  /* i8t_conv2d_forward_u8: each sample's int32 block requantized, still in
-   * cache, into q with qp and r; cs_rep: the column scales replicated over
-   * a requantize block. */
-  uint8_t *q;
-  i8t_qparams qp;
-  i8t_rounding r;
-  const float *cs_rep;
+  nn_fused_u8 out; /* i8t_conv2d_forward_u8's u8 output */
   nn_errors err;
 } fwd_job;
 
@@ -408,10 +402,9 @@ static void forward_finish_task(void *arg, size_t task, int worker) {
   int32_t *y = f->y + task * rows * C;
   if (f->out) copy_columns_s32(f->out + task * rows * j->N, rows, j->N, C, y);
   if (j->smin) sample_range(y, rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
-  if (j->q) /* at the sample's element offset: the rounding stream of the whole tensor */
-    nn_errors_set(&j->err, nn_requantize_rows(y, rows, C, j->cs_rep, j->qp, j->r, n * rows * C,
-                                              j->q + n * rows * C,
-                                              nn_scratch(j->ws, worker, NN_SLOT_D)));
+  if (j->out.q)
+    nn_errors_set(&j->err,
+                  nn_fused_u8_sample(&j->out, y, rows, C, n, nn_scratch(j->ws, worker, NN_SLOT_D)));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -553,7 +546,7 @@ static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols,
     i8t_matrix A = {a, Kg, 1}, B = {j->w, 1, Kg};
     st = i8t_gemm_u8s8s32(ctx, m / j->G, j->N, Kg, A, j->zp, B, dst, j->N);
   }
-  if (st || (!padded_out && !j->smin && !j->q)) return st;
+  if (st || (!padded_out && !j->smin && !j->out.q)) return st;
   fwd_finish f = {j, n0, padded_out ? out : NULL, y};
   i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);
   return I8T_OK;
@@ -613,7 +606,7 @@ static i8t_status forward(fwd_job *j) {
   size_t col_bytes = g->direct ? 0 : j->indirect ? indirect_row_bytes(&src) : j->ld;
   size_t out_bytes = j->G == 1 && j->N != Co ? j->N * sizeof(int32_t) : 0;
   size_t y_bytes = j->y ? 0 : Co * sizeof(int32_t); /* the blocks' int32 output in scratch */
-  size_t rep = j->q ? nn_block_rows(Co) * Co : 0;    /* replicated scales */
+  size_t rep = nn_fused_rep_count(&j->out, Co);
   int batched = run_batched(g->spt * g->out_rows, NN_BATCHED_ROWS);
   size_t spc = batched ? chunk_samples(g, col_bytes + out_bytes + y_bytes) : 0;
   size_t rows = spc * g->out_rows;
@@ -627,9 +620,8 @@ static i8t_status forward(fwd_job *j) {
     j->w = buf[0];
   }
   if (rep) {
-    float *cs = buf[4];
-    for (size_t i = 0; i < rep; i++) cs[i] = j->col_scale[j->ncs == 1 ? 0 : i % Co];
-    j->cs_rep = cs;
+    nn_replicate_scales(j->col_scale, j->ncs, Co, rep, buf[4]);
+    j->out.cs_rep = buf[4];
     if ((st = nn_reserve(ws, NN_SLOT_D, rep * sizeof(float)))) return st;
   }
   if (batched) {
@@ -695,7 +687,8 @@ i8t_status i8t_conv2d_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, con
   if (nn_stem_forward_fits(s, col_scale, col_scale_count))
     return nn_stem_forward_u8(ws, s, x, x_zp, w, col_scale, col_scale_count, out, r, q);
   fwd_job j = {.g = nn_conv_geom_make(s), .ws = ws, .x = x, .zp = x_zp, .w = w,
-               .col_scale = col_scale, .ncs = col_scale_count, .q = q, .qp = out, .r = r};
+               .col_scale = col_scale, .ncs = col_scale_count,
+               .out = {.q = q, .qp = out, .r = r}};
   return forward(&j);
 }
 

@@ -64,13 +64,7 @@ typedef struct stem_fwd_job {
   const float *col_scale;
   size_t ncs, spt;
   float *smin, *smax;
-  /* Fused output (nn_stem_forward_u8): each sample's block requantized,
-   * still in cache, into q with qp and r; cs_rep: the column scales
-   * replicated over a requantize block. */
-  uint8_t *q;
-  i8t_qparams qp;
-  i8t_rounding r;
-  const float *cs_rep;
+  nn_fused_u8 out; /* nn_stem_forward_u8's u8 output */
   nn_errors err;
 } stem_fwd_job;
 
@@ -139,9 +133,8 @@ static void stem_fwd_task(void *arg, size_t task, int worker) {
       run(H, W, img, padded_ld(s), j->wq + b * 12 * STEM_CO, j->bias + b * STEM_CO,
           y + b * STEM_CO, C, mn + b * STEM_CO, mx + b * STEM_CO);
     if (j->smin) sample_range(mn, mx, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
-    if (j->q)
-      nn_errors_set(&j->err, nn_requantize_rows(y, rows, C, j->cs_rep, j->qp, j->r, n * rows * C,
-                                                j->q + n * rows * C,
+    if (j->out.q)
+      nn_errors_set(&j->err, nn_fused_u8_sample(&j->out, y, rows, C, n,
                                                 nn_scratch(j->ws, worker, NN_SLOT_D)));
   }
 }
@@ -150,7 +143,7 @@ static void stem_fwd_task(void *arg, size_t task, int worker) {
 static i8t_status stem_forward(stem_fwd_job *j, const int8_t *w) {
   const i8t_conv_shape *s = j->s;
   size_t C = (size_t)s->out_c, rows = (size_t)s->in_h * (size_t)s->in_w;
-  size_t rep = j->q ? nn_block_rows(C) * C : 0; /* replicated scales */
+  size_t rep = nn_fused_rep_count(&j->out, C);
   i8t_workspace *ws = j->ws;
   j->s16_image = i8t_kernels()->conv3x3_c1_fwd.s16_image;
   i8t_status st;
@@ -166,8 +159,8 @@ static i8t_status stem_forward(stem_fwd_job *j, const int8_t *w) {
   int8_t *wq = (int8_t *)(shared + C * sizeof(int32_t));
   float *cs_rep = (float *)(void *)(shared + C * sizeof(int32_t) + C * 12);
   prepare_weights(w, C, j->s16_image ? 0 : j->zp, wq, bias);
-  for (size_t i = 0; i < rep; i++) cs_rep[i] = j->col_scale[j->ncs == 1 ? 0 : i % C];
-  j->wq = wq, j->bias = bias, j->cs_rep = cs_rep;
+  nn_replicate_scales(j->col_scale, j->ncs, C, rep, cs_rep);
+  j->wq = wq, j->bias = bias, j->out.cs_rep = cs_rep;
   j->spt = nn_samples_per_task((size_t)s->batch, rows, 1536);
   nn_errors_init(&j->err);
   i8t_parallel_for(ws->ctx, nn_task_count((size_t)s->batch, j->spt), stem_fwd_task, j);
@@ -186,7 +179,7 @@ i8t_status nn_stem_forward_u8(i8t_workspace *ws, const i8t_conv_shape *s, const 
                               uint8_t x_zp, const int8_t *w, const float *col_scale, size_t ncs,
                               i8t_qparams out, i8t_rounding r, uint8_t *q) {
   stem_fwd_job j = {.ws = ws, .s = s, .x = x, .zp = x_zp, .col_scale = col_scale, .ncs = ncs,
-                    .q = q, .qp = out, .r = r};
+                    .out = {.q = q, .qp = out, .r = r}};
   return stem_forward(&j, w);
 }
 

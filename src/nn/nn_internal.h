@@ -102,6 +102,37 @@ i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const flo
                               i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
                               float *v);
 
+/* The u8 output of a convolution forward fused to it (i8t_conv2d_forward_u8,
+ * on the stem's kernels or the GEMM path): each sample's int32 block,
+ * recomputed in cache, requantized into q with qp and r (q NULL: no u8
+ * output); cs_rep: the column scales replicated over a requantize block. */
+typedef struct nn_fused_u8 {
+  uint8_t *q;
+  i8t_qparams qp;
+  i8t_rounding r;
+  const float *cs_rep;
+} nn_fused_u8;
+
+/* Floats of f's replicated column scales for C channels (0 without q). */
+static inline size_t nn_fused_rep_count(const nn_fused_u8 *f, size_t C) {
+  return f->q ? nn_block_rows(C) * C : 0;
+}
+
+/* rep[0..n) = the column scales (ncs = 1 or C of them) over a block of rows. */
+static inline void nn_replicate_scales(const float *cs, size_t ncs, size_t C, size_t n,
+                                       float *rep) {
+  for (size_t i = 0; i < n; i++) rep[i] = cs[ncs == 1 ? 0 : i % C];
+}
+
+/* Sample n's int32 block y (rows x C) requantized into f->q at the sample's
+ * element offset (the rounding stream of the whole tensor); v: scratch of
+ * nn_block_rows(C) rows. */
+static inline i8t_status nn_fused_u8_sample(const nn_fused_u8 *f, const int32_t *y, size_t rows,
+                                            size_t C, size_t n, float *v) {
+  return nn_requantize_rows(y, rows, C, f->cs_rep, f->qp, f->r, n * rows * C, f->q + n * rows * C,
+                            v);
+}
+
 /* Absolute maximum of v[0..n) (0 for n = 0); non-finite values make it +Inf. */
 float nn_absmax(const float *v, size_t n);
 
