@@ -196,9 +196,11 @@ typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, int accu
 /* v[i] = m[i] * (float)x[i] + a[i], or v[i] += (that) when accumulate. */
 typedef void (*i8t_affine_u8_f32_fn)(size_t n, const uint8_t *x, const float *m,
                                      const float *a, int accumulate, float *v);
-/* Range BN lanes: min/max of x and the block index b where each first occurs. */
-typedef void (*i8t_bn_lane_extremes_fn)(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,
-                                        uint8_t *mx, uint16_t *amn, uint16_t *amx);
+/* Range BN lanes: over `rows` rows of n lanes (row r at x + r * ld), the
+ * min/max of x per lane and the group index b + r where each first occurs. */
+typedef void (*i8t_bn_lane_extremes_fn)(size_t rows, size_t n, size_t ld, uint16_t b,
+                                        const uint8_t *x, uint8_t *mn, uint8_t *mx,
+                                        uint16_t *amn, uint16_t *amx);
 /* *mn, *mx = min and max of y[0..n), n > 0 (per-sample GEMM output ranges). */
 typedef void (*i8t_minmax_s32_fn)(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);
 /* ReLU with its derivative: mask[i] = v[i] > 0; v[i] = max(v[i], 0) (+0 for NaN). */
@@ -221,11 +223,12 @@ typedef void (*i8t_add_centered_u8_f32_fn)(size_t n, const uint8_t *x, const flo
 typedef void (*i8t_quantize_f32_s8s16_fn)(size_t n, const float *v, const float *cs, float inv8,
                                           float inv16, i8t_noise noise, int8_t *q8,
                                           int16_t *q16);
-/* BN backward's sums over `rows` rows of C channels (contiguous, ld = C,
+/* BN backward's sums over `rows` rows of C channels (row r at r * ld, ld >= C,
  * rows <= 32768): per channel sg = sum g, sgq = sum g q, sq = sum q and the
  * min / max of g, written fresh (127 / -127 when rows = 0). Exact integers:
  * any order gives the same result. */
-typedef void (*i8t_bn_col_sums_fn)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
+typedef void (*i8t_bn_col_sums_fn)(size_t rows, size_t C, size_t ld, const int8_t *g,
+                                   const uint8_t *x,
                                    int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
                                    int8_t *gmax);
 

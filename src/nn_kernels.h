@@ -20,8 +20,9 @@
                               float *v);                                                    \
   void i8t_affine_u8_f32__##SFX(size_t n, const uint8_t *x, const float *m, const float *a, \
                                 int accumulate, float *v);                                  \
-  void i8t_bn_lane_extremes__##SFX(size_t n, uint16_t b, const uint8_t *x, uint8_t *mn,     \
-                                   uint8_t *mx, uint16_t *amn, uint16_t *amx);           \
+  void i8t_bn_lane_extremes__##SFX(size_t rows, size_t n, size_t ld, uint16_t b,          \
+                                   const uint8_t *x, uint8_t *mn, uint8_t *mx,            \
+                                   uint16_t *amn, uint16_t *amx);                         \
   void i8t_minmax_s32__##SFX(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);         \
   void i8t_relu_mask_f32__##SFX(size_t n, float *v, uint8_t *mask);                         \
   void i8t_mask_u8_f32__##SFX(size_t n, const uint8_t *mask, float *v);                     \
@@ -32,10 +33,11 @@
                                       const float *qbar, float *v);                         \
   void i8t_quantize_f32_s8s16__##SFX(size_t n, const float *v, const float *cs, float inv8,  \
                                      float inv16, i8t_noise noise, int8_t *q8, int16_t *q16); \
-  void i8t_bn_col_sums__##SFX(size_t rows, size_t C, const int8_t *g, const uint8_t *x,     \
+  void i8t_bn_col_sums__##SFX(size_t rows, size_t C, size_t ld, const int8_t *g,           \
+                              const uint8_t *x,                                          \
                               int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,         \
                               int8_t *gmax);                                                 \
-  void i8t_bn_col_sums_portable__##SFX(size_t rows, size_t C, const int8_t *g,               \
+  void i8t_bn_col_sums_portable__##SFX(size_t rows, size_t C, size_t ld, const int8_t *g,    \
                                        const uint8_t *x, int32_t *sg, int32_t *sgq,          \
                                        uint32_t *sq, int8_t *gmin, int8_t *gmax);       \
   float i8t_grad_sum_absmax__##SFX(size_t n, const i8t_grad_span *s, float *out);                    \

@@ -376,8 +376,8 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   memcpy(mn[1], mn[0], n), memcpy(mx[1], mx[0], n);
   memcpy(amn[1], amn[0], n * 2), memcpy(amx[1], amx[0], n * 2);
   for (uint16_t b = 7; b < 9; b++) {
-    t->bn_lane_extremes.run(n, b, x, mn[0], mx[0], amn[0], amx[0]);
-    g->bn_lane_extremes.run(n, b, x, mn[1], mx[1], amn[1], amx[1]);
+    t->bn_lane_extremes.run(1, n, 0, b, x, mn[0], mx[0], amn[0], amx[0]);
+    g->bn_lane_extremes.run(1, n, 0, b, x, mn[1], mx[1], amn[1], amx[1]);
   }
   assert_memory_equal(mn[0], mn[1], n);
   assert_memory_equal(mx[0], mx[1], n);
@@ -439,38 +439,73 @@ static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, si
   free(v), free(cs), free(a8), free(b8), free(a16), free(b16);
 }
 
+/* Range BN's lanes over several rows of stride ld against a plain loop:
+ * values 0..3 (ties everywhere: the first row must win), lanes starting
+ * from earlier extremes (kept unless strictly beaten), group b + r. */
+static void check_bn_lane_extremes_rows(const i8t_kernel_table *t) {
+  const size_t shapes[][3] = {{1, 64, 0}, {5, 64, 512}, {33, 64, 64}, {7, 100, 130}, {3, 1, 9}};
+  uint64_t rng = 91;
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    size_t rows = shapes[si][0], n = shapes[si][1], ld = shapes[si][2];
+    size_t len = (rows - 1) * ld + n;
+    uint8_t *x = malloc(len), mn[128], mx[128];
+    uint16_t amn[128], amx[128];
+    for (size_t i = 0; i < len; i++) x[i] = (uint8_t)(test_rand(&rng) & 3);
+    for (size_t i = 0; i < n; i++)
+      mn[i] = (uint8_t)(i % 3), mx[i] = (uint8_t)(1 + i % 3), amn[i] = amx[i] = 1;
+    t->bn_lane_extremes.run(rows, n, ld, 40, x, mn, mx, amn, amx);
+    for (size_t i = 0; i < n; i++) {
+      int lo = (int)(i % 3), hi = (int)(1 + i % 3), alo = 1, ahi = 1;
+      for (size_t r = 0; r < rows; r++) {
+        int v = x[r * ld + i];
+        if (v < lo) lo = v, alo = 40 + (int)r;
+        if (v > hi) hi = v, ahi = 40 + (int)r;
+      }
+      if (mn[i] != lo || mx[i] != hi || amn[i] != alo || amx[i] != ahi)
+        fail_msg("bn_lane_extremes %zu x %zu (ld %zu) lane %zu: %d@%d %d@%d vs %d@%d %d@%d",
+                 rows, n, ld, i, mn[i], amn[i], mx[i], amx[i], lo, alo, hi, ahi);
+    }
+    free(x);
+  }
+}
+
 /* BN backward's per-channel sums against a plain loop, for narrow channel
  * counts (several rows per vector), whole vectors and other counts, with
- * leftover rows, and the int32 / 16-bit limits (32768 rows of g = -128 and
- * of g = 127 with q = 255). */
+ * leftover rows, rows of stride ld > C (a block of a wider tensor's
+ * channels), and the int32 / 16-bit limits (32768 rows of g = -128 and of
+ * g = 127 with q = 255). */
 static void check_bn_col_sums(const i8t_kernel_table *t) {
-  const size_t shapes[][2] = {{0, 16}, {1, 16}, {3, 16}, {300, 16}, {1001, 32}, {77, 4},
-                              {513, 1}, {9, 2}, {257, 64}, {130, 128}, {50, 3}, {40, 48},
-                              {33, 100}, {32768, 16}, {32768, 64}};
+  const size_t shapes[][3] = {{0, 16, 16},   {1, 16, 16},    {3, 16, 16},     {300, 16, 16},
+                              {1001, 32, 32}, {77, 4, 4},     {513, 1, 1},     {9, 2, 2},
+                              {257, 64, 64}, {130, 128, 128}, {50, 3, 3},      {40, 48, 48},
+                              {33, 100, 100}, {40, 64, 512},  {257, 64, 128},  {33, 16, 48},
+                              {100, 128, 192}, {9, 3, 7},     {32768, 16, 16}, {32768, 64, 64},
+                              {32768, 64, 128}};
   uint64_t rng = 77;
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-    size_t rows = shapes[si][0], C = shapes[si][1], n = rows * C;
+    size_t rows = shapes[si][0], C = shapes[si][1], ld = shapes[si][2], n = rows * ld;
     int8_t *g = malloc(n + 1);
     uint8_t *x = malloc(n + 1);
     for (size_t i = 0; i < n; i++) {
       g[i] = (int8_t)test_rand(&rng), x[i] = (uint8_t)test_rand(&rng);
-      if (rows == 32768) g[i] = C == 16 ? -128 : 127, x[i] = 255;
+      if (rows == 32768 && i % ld < C) g[i] = C == 16 ? -128 : 127, x[i] = 255;
     }
     int32_t sg[128], sgq[128];
     uint32_t sq[128];
     int8_t mn[128], mx[128];
-    t->bn_col_sums.run(rows, C, g, x, sg, sgq, sq, mn, mx);
+    t->bn_col_sums.run(rows, C, ld, g, x, sg, sgq, sq, mn, mx);
     for (size_t c = 0; c < C; c++) {
       int64_t rg = 0, rgq = 0, rq = 0;
       int lo = 127, hi = -127;
       for (size_t r = 0; r < rows; r++) {
-        int gi = g[r * C + c], qi = x[r * C + c];
+        int gi = g[r * ld + c], qi = x[r * ld + c];
         rg += gi, rgq += gi * qi, rq += qi;
         lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi;
       }
       if (sg[c] != rg || sgq[c] != rgq || sq[c] != (uint64_t)rq || mn[c] != lo || mx[c] != hi)
-        fail_msg("bn_col_sums %zu x %zu channel %zu: %d %d %u %d %d vs %lld %lld %lld %d %d",
-                 rows, C, c, sg[c], sgq[c], sq[c], mn[c], mx[c], (long long)rg, (long long)rgq,
+        fail_msg("bn_col_sums %zu x %zu (ld %zu) channel %zu: %d %d %u %d %d vs %lld %lld %lld "
+                 "%d %d",
+                 rows, C, ld, c, sg[c], sgq[c], sq[c], mn[c], mx[c], (long long)rg, (long long)rgq,
                  (long long)rq, lo, hi);
     }
     free(g), free(x);
@@ -484,6 +519,7 @@ static void check_layer_kernels_isa(i8t_isa isa) {
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
     check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si);
   check_bn_col_sums(t);
+  check_bn_lane_extremes_rows(t);
 }
 
 #define DEFINE_ISA_TEST(name, isa)                                                          \

@@ -2,8 +2,9 @@
  * never NaN), the fp32 backward against finite differences (distinct values
  * so that the max / min routing is differentiable), the u8 statistics and
  * backward against the fp32 formulas on the dequantized tensors, the paper's
- * single-range variant, standard BN on u8, and the u8 backward's bits at 1-3
- * threads. */
+ * single-range variant, standard BN on u8, and the u8 passes' bits at 1-3
+ * threads, whichever way they split the work (by rows, or by blocks of 64
+ * channels for wide tensors: src/nn/norm.c, norm_by_channels). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,10 +173,11 @@ static void test_tiny_batches_no_nan(void **state) {
 static void test_u8_stats_match_f32(void **state) {
   (void)state;
   i8t_workspace *ws = ws_make();
-  const size_t sizes[] = {1, 7, 33, 1000, 5000};
+  /* C = 128: split by channel blocks (one thread); 5: by rows */
+  const size_t sizes[][2] = {{1, 5}, {7, 5}, {33, 5}, {1000, 5}, {5000, 5}, {3, 128}, {700, 128}};
   for (int kind = 0; kind < 2; kind++)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
-      size_t rows = sizes[si], C = 5, n = rows * C;
+      size_t rows = sizes[si][0], C = sizes[si][1], n = rows * C;
       uint64_t seed = 7 + si;
       uint8_t *q = malloc(n);
       float *x = malloc(n * 4);
@@ -184,7 +186,7 @@ static void test_u8_stats_match_f32(void **state) {
       i8t_dequantize_u8(q, n, p, x);
       i8t_norm_config cfg;
       i8t_norm_config_init(&cfg, kind ? I8T_NORM_STANDARD : I8T_NORM_RANGE);
-      float m8[5], s8[5], v8[5], m32[5], s32[5], v32[5];
+      float m8[128], s8[128], v8[128], m32[128], s32[128], v32[128];
       assert_int_equal(i8t_norm_stats_u8(ws, &cfg, q, p, rows, C, m8, s8, v8), I8T_OK);
       assert_int_equal(i8t_norm_stats_f32(ws, &cfg, x, rows, C, m32, s32, v32), I8T_OK);
       for (size_t c = 0; c < C; c++) {
@@ -278,62 +280,95 @@ static void test_u8_backward_matches_f32(void **state) {
   /* chunks of more than 32768 values: routed terms sorted per block */
   check_u8_backward(I8T_NORM_RANGE, 0, 40000, 16, 16, NULL);
   check_u8_backward(I8T_NORM_STANDARD, 0, 50, 4, 8, cs);
+  /* split by blocks of 64 channels: several chunks; one chunk over 16 segments */
+  check_u8_backward(I8T_NORM_RANGE, 0, 300, 640, 16, NULL);
+  check_u8_backward(I8T_NORM_RANGE, 1, 3000, 128, 16, NULL);
+  check_u8_backward(I8T_NORM_STANDARD, 0, 500, 192, 16, NULL);
 }
 
-/* Range BN backward u8 at 1, 2 and 3 threads: the same bits (s8, s16, f32,
- * dgamma, dbeta), for segments routed directly and through the per-block
- * sort, the chunk extremes found across several segments of a chunk. */
+/* Range BN u8 at 1, 2 and 3 threads: the same bits (the statistics with
+ * the samples' extremes; s8, s16, f32, dgamma, dbeta), for segments routed
+ * directly and through the per-block sort, the chunk extremes found across
+ * several segments of a chunk, and wide tensors split by channel blocks at
+ * some thread counts and by rows at others (C = 128: blocks at 1 thread,
+ * rows at 2; C = 256: rows at 3). */
+typedef struct bn_run {
+  int8_t *o8;
+  int16_t *o16;
+  float *f, *dg, *db, *mean, *scale;
+  uint8_t *smin, *smax;
+} bn_run;
+
+enum { BN_RUN_SAMPLES = 4 };
+
 static void u8_backward_run(int threads, int paper, size_t rows, size_t C, const uint8_t *q,
-                            const int8_t *g, int8_t *o8, int16_t *o16, float *f, float *dg,
-                            float *db) {
+                            const int8_t *g, const bn_run *r) {
   i8t_context *ctx;
   i8t_workspace *ws = test_workspace(threads, &ctx);
   i8t_norm_config cfg;
   i8t_norm_config_init(&cfg, I8T_NORM_RANGE);
   cfg.paper = paper; /* one chunk: its extremes found across 16 segments */
   i8t_qparams p = {0.05f, 30};
-  float *mean = malloc(C * 4), *scale = malloc(C * 4), *gamma = malloc(C * 4);
+  float *mean = r->mean, *scale = r->scale, *gamma = malloc(C * 4);
   for (size_t c = 0; c < C; c++) gamma[c] = 0.5f + 0.01f * (float)c;
-  assert_int_equal(i8t_norm_stats_u8(ws, &cfg, q, p, rows, C, mean, scale, NULL), I8T_OK);
+  i8t_act_shape shape = {BN_RUN_SAMPLES, rows / BN_RUN_SAMPLES, C};
+  assert_int_equal(i8t_norm_stats_samples_u8(ws, &cfg, q, p, shape, mean, scale, NULL, r->smin,
+                                             r->smax),
+                   I8T_OK);
   i8t_grad_out out;
   memset(&out, 0, sizeof out);
-  out.f32 = f, out.s8 = o8, out.s16 = o16;
+  out.f32 = r->f, out.s8 = r->o8, out.s16 = r->o16;
   out.s8_round = (i8t_rounding){1, 7, 99};
   out.s16_round = (i8t_rounding){1, 8, 0};
   assert_int_equal(i8t_norm_backward_u8(ws, &cfg, q, p, rows, C, g, 0.01f, mean, scale, gamma,
-                                        dg, db, &out),
+                                        r->dg, r->db, &out),
                    I8T_OK);
-  free(mean), free(scale), free(gamma);
+  free(gamma);
   test_workspace_free(ws, ctx);
+}
+
+static bn_run bn_run_alloc(size_t n, size_t C) {
+  bn_run r = {malloc(n), malloc(2 * n), malloc(4 * n), malloc(4 * C), malloc(4 * C),
+              malloc(4 * C), malloc(4 * C), malloc(BN_RUN_SAMPLES * C),
+              malloc(BN_RUN_SAMPLES * C)};
+  return r;
+}
+
+static void bn_run_free(bn_run *r) {
+  free(r->o8), free(r->o16), free(r->f), free(r->dg), free(r->db), free(r->mean);
+  free(r->scale), free(r->smin), free(r->smax);
 }
 
 static void test_u8_backward_threads_identical(void **state) {
   (void)state;
-  const size_t shapes[][2] = {{392, 512}, {40000, 16}, {70000, 1}};
-  for (size_t si = 0; si < 3; si++) {
+  const size_t shapes[][3] = {{392, 512, 0}, {392, 256, 0}, {300, 128, 0},
+                              {3000, 128, 1}, {40000, 16, 0}, {70000, 1, 1}}; /* rows, C, paper */
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
     size_t rows = shapes[si][0], C = shapes[si][1], n = rows * C;
+    int paper = (int)shapes[si][2];
     uint64_t seed = 7 + si;
     uint8_t *q = malloc(n);
-    int8_t *g = malloc(n), *o8[2] = {malloc(n), malloc(n)};
-    int16_t *o16[2] = {malloc(2 * n), malloc(2 * n)};
-    float *f[2] = {malloc(4 * n), malloc(4 * n)}, *dg[2] = {malloc(4 * C), malloc(4 * C)};
-    float *db[2] = {malloc(4 * C), malloc(4 * C)};
+    int8_t *g = malloc(n);
     for (size_t i = 0; i < n; i++) {
       q[i] = (uint8_t)test_rand_range(&seed, 0, 40); /* ties */
       g[i] = (int8_t)test_rand_range(&seed, -127, 127);
     }
-    int paper = si == 2;
-    u8_backward_run(1, paper, rows, C, q, g, o8[0], o16[0], f[0], dg[0], db[0]);
+    bn_run r[2] = {bn_run_alloc(n, C), bn_run_alloc(n, C)};
+    u8_backward_run(1, paper, rows, C, q, g, &r[0]);
     for (int threads = 2; threads <= 3; threads++) {
-      u8_backward_run(threads, paper, rows, C, q, g, o8[1], o16[1], f[1], dg[1], db[1]);
-      assert_memory_equal(o8[0], o8[1], n);
-      assert_memory_equal(o16[0], o16[1], 2 * n);
-      assert_memory_equal(f[0], f[1], 4 * n);
-      assert_memory_equal(dg[0], dg[1], 4 * C);
-      assert_memory_equal(db[0], db[1], 4 * C);
+      u8_backward_run(threads, paper, rows, C, q, g, &r[1]);
+      assert_memory_equal(r[0].mean, r[1].mean, 4 * C);
+      assert_memory_equal(r[0].scale, r[1].scale, 4 * C);
+      assert_memory_equal(r[0].smin, r[1].smin, BN_RUN_SAMPLES * C);
+      assert_memory_equal(r[0].smax, r[1].smax, BN_RUN_SAMPLES * C);
+      assert_memory_equal(r[0].o8, r[1].o8, n);
+      assert_memory_equal(r[0].o16, r[1].o16, 2 * n);
+      assert_memory_equal(r[0].f, r[1].f, 4 * n);
+      assert_memory_equal(r[0].dg, r[1].dg, 4 * C);
+      assert_memory_equal(r[0].db, r[1].db, 4 * C);
     }
     free(q), free(g);
-    for (int k = 0; k < 2; k++) free(o8[k]), free(o16[k]), free(f[k]), free(dg[k]), free(db[k]);
+    bn_run_free(&r[0]), bn_run_free(&r[1]);
   }
 }
 

@@ -47,16 +47,20 @@ void I8T_NN_FN(i8t_affine_u8_f32)(size_t n, const uint8_t *restrict x, const flo
     for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
 }
 
-/* Strict comparisons keep the earliest block. */
-void I8T_NN_FN(i8t_bn_lane_extremes)(size_t n, uint16_t b, const uint8_t *restrict x,
-                                     uint8_t *restrict mn, uint8_t *restrict mx,
-                                     uint16_t *restrict amn, uint16_t *restrict amx) {
-  for (size_t i = 0; i < n; i++) {
-    uint8_t v = x[i];
-    amn[i] = v < mn[i] ? b : amn[i];
-    mn[i] = v < mn[i] ? v : mn[i];
-    amx[i] = v > mx[i] ? b : amx[i];
-    mx[i] = v > mx[i] ? v : mx[i];
+/* Strict comparisons keep the earliest group. */
+void I8T_NN_FN(i8t_bn_lane_extremes)(size_t rows, size_t n, size_t ld, uint16_t b,
+                                     const uint8_t *restrict x, uint8_t *restrict mn,
+                                     uint8_t *restrict mx, uint16_t *restrict amn,
+                                     uint16_t *restrict amx) {
+  for (size_t r = 0; r < rows; r++, b++) {
+    const uint8_t *restrict xr = x + r * ld;
+    for (size_t i = 0; i < n; i++) {
+      uint8_t v = xr[i];
+      amn[i] = v < mn[i] ? b : amn[i];
+      mn[i] = v < mn[i] ? v : mn[i];
+      amx[i] = v > mx[i] ? b : amx[i];
+      mx[i] = v > mx[i] ? v : mx[i];
+    }
   }
 }
 
@@ -117,13 +121,14 @@ void I8T_NN_FN(i8t_quantize_f32_s8s16)(size_t n, const float *restrict v,
  * cover and for leftover rows. */
 enum { I8T_NN_SUM_LANES = 256 };
 
-static void I8T_NN_FN(bn_sums_rows)(size_t n, size_t rows, const int8_t *restrict g,
-                                     const uint8_t *restrict x, int32_t *restrict sg,
-                                     int32_t *restrict sgq, uint32_t *restrict sq,
-                                     int8_t *restrict gmin, int8_t *restrict gmax) {
+static void I8T_NN_FN(bn_sums_rows)(size_t n, size_t rows, size_t ld,
+                                     const int8_t *restrict g, const uint8_t *restrict x,
+                                     int32_t *restrict sg, int32_t *restrict sgq,
+                                     uint32_t *restrict sq, int8_t *restrict gmin,
+                                     int8_t *restrict gmax) {
   for (size_t r = 0; r < rows; r++)
     for (size_t i = 0; i < n; i++) {
-      int16_t gi = g[r * n + i], qi = x[r * n + i];
+      int16_t gi = g[r * ld + i], qi = x[r * ld + i];
       sg[i] += gi;
       sgq[i] += (int16_t)(gi * qi); /* |g q| <= 128 * 255 fits 16 bits */
       sq[i] += (uint32_t)qi;
@@ -132,13 +137,13 @@ static void I8T_NN_FN(bn_sums_rows)(size_t n, size_t rows, const int8_t *restric
     }
 }
 
-void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *g,
+void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, size_t ld, const int8_t *g,
                                          const uint8_t *x, int32_t *sg, int32_t *sgq,
                                          uint32_t *sq, int8_t *gmin, int8_t *gmax) {
   for (size_t c = 0; c < C; c++) sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
   size_t per = C < I8T_NN_SUM_LANES ? I8T_NN_SUM_LANES / C : 1, L = per * C;
-  if (per == 1 || rows < per) {
-    I8T_NN_FN(bn_sums_rows)(C, rows, g, x, sg, sgq, sq, gmin, gmax);
+  if (per == 1 || rows < per || ld != C) { /* lanes of several rows need contiguous rows */
+    I8T_NN_FN(bn_sums_rows)(C, rows, ld, g, x, sg, sgq, sq, gmin, gmax);
     return;
   }
   int32_t lsg[I8T_NN_SUM_LANES], lsgq[I8T_NN_SUM_LANES];
@@ -146,8 +151,9 @@ void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *g,
   int8_t lmin[I8T_NN_SUM_LANES], lmax[I8T_NN_SUM_LANES];
   for (size_t i = 0; i < L; i++) lsg[i] = lsgq[i] = 0, lsq[i] = 0, lmin[i] = 127, lmax[i] = -127;
   size_t groups = rows / per, left = groups * per;
-  I8T_NN_FN(bn_sums_rows)(L, groups, g, x, lsg, lsgq, lsq, lmin, lmax);
-  I8T_NN_FN(bn_sums_rows)(C, rows - left, g + left * C, x + left * C, sg, sgq, sq, gmin, gmax);
+  I8T_NN_FN(bn_sums_rows)(L, groups, L, g, x, lsg, lsgq, lsq, lmin, lmax);
+  I8T_NN_FN(bn_sums_rows)(C, rows - left, C, g + left * C, x + left * C, sg, sgq, sq, gmin,
+                          gmax);
   for (size_t i0 = 0; i0 < L; i0 += C) /* fold the lanes: lane i0 + c is channel c */
     for (size_t c = 0; c < C; c++) {
       size_t i = i0 + c;
@@ -158,10 +164,10 @@ void I8T_NN_FN(i8t_bn_col_sums_portable)(size_t rows, size_t C, const int8_t *g,
 }
 
 #ifndef I8T_NN_X86_QUANTIZE
-void I8T_NN_FN(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
-                                int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
-                                int8_t *gmax) {
-  I8T_NN_FN(i8t_bn_col_sums_portable)(rows, C, g, x, sg, sgq, sq, gmin, gmax);
+void I8T_NN_FN(i8t_bn_col_sums)(size_t rows, size_t C, size_t ld, const int8_t *g,
+                                const uint8_t *x, int32_t *sg, int32_t *sgq, uint32_t *sq,
+                                int8_t *gmin, int8_t *gmax) {
+  I8T_NN_FN(i8t_bn_col_sums_portable)(rows, C, ld, g, x, sg, sgq, sq, gmin, gmax);
 }
 #endif
 

@@ -310,13 +310,42 @@ done:
 /* u8 statistics                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* Wide tensors are split by channels instead of rows: a task takes a block
+ * of CHANNEL_BLOCK channels over every row and finishes its channels' results
+ * itself (whole cache lines of each row; the AVX-512 kernels' vector width).
+ * Split by rows, the per-segment results of all C channels have to be
+ * combined afterwards, reading what the other workers wrote: at C = 512 that
+ * combine took longer on 2 threads than the sums themselves. Every result
+ * is an exact integer sum or extreme, so both splits give the same bytes;
+ * the split is taken when there are at least two blocks per worker. */
+enum { CHANNEL_BLOCK = 64 };
+
+static int norm_by_channels(const i8t_workspace *ws, size_t C) {
+  return C % CHANNEL_BLOCK == 0 && C / CHANNEL_BLOCK >= 2 * (size_t)ws->threads;
+}
+
 typedef struct u8_stats_job {
   const uint8_t *x;
-  size_t C;
+  size_t C, rows, spatial;
   const segments *sg;
-  uint8_t *mn, *mx;  /* [segments x C] */
-  uint32_t *sum, *sq; /* [segments x C]; sq only for standard BN */
+  int range;
+  uint8_t *mn, *mx;   /* split by rows: [segments x C] */
+  uint32_t *sum, *sq; /* split by rows: [segments x C]; sq only for standard BN */
+  /* Combined: sum q and sum q^2 [2 C], the chunks' extremes [chunks x C],
+   * the samples' extremes [samples x C] (when spatial > 0). */
+  uint64_t *tot;
+  uint8_t *cmn, *cmx, *sample_min, *sample_max;
+  const i8t_norm_config *cfg;
+  i8t_qparams xq;
+  float *mean, *scale, *var;
 } u8_stats_job;
+
+/* Sum of squares of n columns over `rows` rows of stride ld (standard BN). */
+static void col_squares_u8(const uint8_t *x, size_t rows, size_t n, size_t ld, uint32_t *sq) {
+  for (size_t c = 0; c < n; c++) sq[c] = 0;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < n; c++) sq[c] += (uint32_t)x[r * ld + c] * x[r * ld + c];
+}
 
 static void u8_stats_task(void *arg, size_t t, int worker) {
   (void)worker;
@@ -325,11 +354,7 @@ static void u8_stats_task(void *arg, size_t t, int worker) {
   const size_t C = j->C;
   const uint8_t *x = j->x + s->lo * C;
   i8t_colwise_stats_u8(x, s->hi - s->lo, C, C, j->mn + t * C, j->mx + t * C, j->sum + t * C);
-  if (!j->sq) return;
-  uint32_t *sq = j->sq + t * C;
-  for (size_t c = 0; c < C; c++) sq[c] = 0;
-  for (size_t r = 0; r < s->hi - s->lo; r++)
-    for (size_t c = 0; c < C; c++) sq[c] += (uint32_t)x[r * C + c] * x[r * C + c];
+  if (!j->range) col_squares_u8(x, s->hi - s->lo, C, C, j->sq + t * C);
 }
 
 /* Combining the segments' results: the loops over a segment's C values,
@@ -346,6 +371,76 @@ static void add_into_u64(uint64_t *restrict d, const uint32_t *restrict s, size_
   for (size_t i = 0; i < n; i++) d[i] += s[i];
 }
 
+/* The combined results of channels [c0, c0 + n) set to their starting values. */
+static void stats_reset(const u8_stats_job *j, size_t c0, size_t n) {
+  const size_t C = j->C;
+  memset(j->tot + c0, 0, n * sizeof *j->tot);
+  memset(j->tot + C + c0, 0, n * sizeof *j->tot);
+  for (size_t k = 0; j->range && k < j->sg->chunks; k++)
+    memset(j->cmn + k * C + c0, 255, n), memset(j->cmx + k * C + c0, 0, n);
+  for (size_t b = 0; j->spatial && b < j->rows / j->spatial; b++)
+    memset(j->sample_min + b * C + c0, 255, n), memset(j->sample_max + b * C + c0, 0, n);
+}
+
+/* Segment t's results for channels [c0, c0 + n) into the combined ones. */
+static void stats_combine(const u8_stats_job *j, size_t t, size_t c0, size_t n,
+                          const uint8_t *mn, const uint8_t *mx, const uint32_t *sum,
+                          const uint32_t *sq) {
+  const size_t C = j->C;
+  const segment *s = &j->sg->seg[t];
+  add_into_u64(j->tot + c0, sum, n);
+  if (!j->range) add_into_u64(j->tot + C + c0, sq, n);
+  if (j->spatial) { /* each segment lies in one sample */
+    min_into_u8(j->sample_min + s->sample * C + c0, mn, n);
+    max_into_u8(j->sample_max + s->sample * C + c0, mx, n);
+  }
+  if (j->range) {
+    min_into_u8(j->cmn + s->chunk * C + c0, mn, n);
+    max_into_u8(j->cmx + s->chunk * C + c0, mx, n);
+  }
+}
+
+/* mean, scale (and var) of channels [c0, c1) from the combined results. */
+static void stats_channels(const u8_stats_job *j, size_t c0, size_t c1) {
+  const size_t C = j->C, K = j->sg->chunks;
+  const double sx = j->xq.scale, cm = i8t_range_bn_constant(j->cfg, j->rows, K);
+  for (size_t c = c0; c < c1; c++) {
+    uint64_t s1 = j->tot[c], s2 = j->tot[C + c];
+    double qbar = (double)s1 / (double)j->rows;
+    j->mean[c] = (float)(sx * (qbar - j->xq.zero_point));
+    if (!j->range) {
+      double vq = (double)s2 / (double)j->rows - qbar * qbar;
+      double v = sx * sx * (vq > 0.0 ? vq : 0.0);
+      j->scale[c] = (float)(1.0 / sqrt(v + j->cfg->eps));
+      if (j->var) j->var[c] = (float)v;
+      continue;
+    }
+    uint32_t rsum = 0;
+    for (size_t k = 0; k < K; k++) rsum += (uint32_t)(j->cmx[k * C + c] - j->cmn[k * C + c]);
+    double r = sx * (double)rsum / (double)K;
+    j->scale[c] = (float)(1.0 / (r * cm + j->cfg->eps));
+    if (j->var) j->var[c] = 1.0f / (j->scale[c] * j->scale[c]);
+  }
+}
+
+/* Split by channels: block t over every segment, then its channels' results. */
+static void u8_stats_channel_task(void *arg, size_t t, int worker) {
+  (void)worker;
+  const u8_stats_job *j = arg;
+  const size_t C = j->C, c0 = t * CHANNEL_BLOCK, n = CHANNEL_BLOCK;
+  uint8_t mn[CHANNEL_BLOCK], mx[CHANNEL_BLOCK];
+  uint32_t sum[CHANNEL_BLOCK], sq[CHANNEL_BLOCK];
+  stats_reset(j, c0, n);
+  for (size_t i = 0; i < j->sg->count; i++) {
+    const segment *s = &j->sg->seg[i];
+    const uint8_t *x = j->x + s->lo * C + c0;
+    i8t_colwise_stats_u8(x, s->hi - s->lo, n, C, mn, mx, sum);
+    if (!j->range) col_squares_u8(x, s->hi - s->lo, n, C, sq);
+    stats_combine(j, i, c0, n, mn, mx, sum, sq);
+  }
+  stats_channels(j, c0, c0 + n);
+}
+
 static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
                                 const uint8_t *x, i8t_qparams xq, size_t rows, size_t channels,
                                 size_t spatial, float *mean, float *scale, float *var,
@@ -354,66 +449,40 @@ static i8t_status norm_stats_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   if (st || (st = check_dims(rows, channels))) return st;
   if (!ws || !x || !mean || !scale) return i8t_error(I8T_ERR_INVALID_ARG, "norm stats: NULL");
   const size_t C = channels;
-  int range = cfg->kind == I8T_NORM_RANGE;
+  const int range = cfg->kind == I8T_NORM_RANGE, by_channels = norm_by_channels(ws, C);
   segments sg;
   if ((st = segments_make(rows, norm_chunks(cfg, rows), spatial, SEGMENTS_U8, &sg))) return st;
-  uint8_t *mm = malloc(2 * (sg.count + sg.chunks) * C);
-  uint32_t *sums = malloc(2 * sg.count * C * sizeof *sums);
-  uint64_t *totals = malloc(2 * C * sizeof *totals);
+  const size_t per_seg = by_channels ? 0 : sg.count * C; /* split by rows: [segments x C] */
+  /* Cache-line aligned: with C a multiple of CHANNEL_BLOCK, no two channel
+   * blocks' results share a line (two workers writing one line each pass
+   * it back and forth). */
+  uint8_t *mm = i8t_aligned_alloc(2 * (per_seg + sg.chunks * C));
+  uint32_t *sums = malloc((2 * per_seg + 1) * sizeof *sums);
+  uint64_t *totals = i8t_aligned_alloc(2 * C * sizeof *totals);
   if (!mm || !sums || !totals) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm stats");
     goto done;
   }
-  u8_stats_job j = {x, C, &sg, mm, mm + sg.count * C, sums, range ? NULL : sums + sg.count * C};
+  u8_stats_job j = {.x = x, .C = C, .rows = rows, .spatial = spatial, .sg = &sg,
+                    .range = range, .mn = mm, .mx = mm + per_seg, .sum = sums,
+                    .sq = sums + per_seg, .tot = totals, .cmn = mm + 2 * per_seg,
+                    .cmx = mm + 2 * per_seg + sg.chunks * C, .sample_min = sample_min,
+                    .sample_max = sample_max, .cfg = cfg, .xq = xq, .mean = mean,
+                    .scale = scale, .var = var};
+  if (by_channels) {
+    i8t_parallel_for(ws->ctx, C / CHANNEL_BLOCK, u8_stats_channel_task, &j);
+    goto done;
+  }
   i8t_parallel_for(ws->ctx, sg.count, u8_stats_task, &j);
-  if (spatial) { /* each segment lies in one sample: combine its extremes */
-    memset(sample_min, 255, rows / spatial * C);
-    memset(sample_max, 0, rows / spatial * C);
-    for (size_t t = 0; t < sg.count; t++) {
-      min_into_u8(sample_min + sg.seg[t].sample * C, j.mn + t * C, C);
-      max_into_u8(sample_max + sg.seg[t].sample * C, j.mx + t * C, C);
-    }
-  }
-  const double sx = xq.scale;
-  uint64_t *tot = totals; /* sum q, sum q^2 per channel */
-  memset(tot, 0, 2 * C * sizeof *tot);
-  for (size_t t = 0; t < sg.count; t++) { /* segment by segment: contiguous */
-    add_into_u64(tot, j.sum + t * C, C);
-    if (j.sq) add_into_u64(tot + C, j.sq + t * C, C);
-  }
-  for (size_t c = 0; c < C; c++) {
-    uint64_t s1 = tot[c], s2 = tot[C + c];
-    double qbar = (double)s1 / (double)rows;
-    mean[c] = (float)(sx * (qbar - xq.zero_point));
-    if (!range) {
-      double vq = (double)s2 / (double)rows - qbar * qbar;
-      double v = sx * sx * (vq > 0.0 ? vq : 0.0);
-      scale[c] = (float)(1.0 / sqrt(v + cfg->eps));
-      if (var) var[c] = (float)v;
-    }
-  }
-  if (range) {
-    uint8_t *cmn = mm + 2 * sg.count * C, *cmx = cmn + sg.chunks * C;
-    memset(cmn, 255, sg.chunks * C);
-    memset(cmx, 0, sg.chunks * C);
-    for (size_t t = 0; t < sg.count; t++) {
-      min_into_u8(cmn + sg.seg[t].chunk * C, j.mn + t * C, C);
-      max_into_u8(cmx + sg.seg[t].chunk * C, j.mx + t * C, C);
-    }
-    double cm = i8t_range_bn_constant(cfg, rows, sg.chunks);
-    for (size_t c = 0; c < C; c++) {
-      uint32_t rsum = 0;
-      for (size_t k = 0; k < sg.chunks; k++) rsum += (uint32_t)(cmx[k * C + c] - cmn[k * C + c]);
-      double r = sx * (double)rsum / (double)sg.chunks;
-      scale[c] = (float)(1.0 / (r * cm + cfg->eps));
-      if (var) var[c] = 1.0f / (scale[c] * scale[c]);
-    }
-  }
+  stats_reset(&j, 0, C);
+  for (size_t t = 0; t < sg.count; t++) /* segment by segment: contiguous */
+    stats_combine(&j, t, 0, C, j.mn + t * C, j.mx + t * C, j.sum + t * C, j.sq + t * C);
+  stats_channels(&j, 0, C);
 done:
   free(sg.seg);
-  free(mm);
+  i8t_aligned_free(mm);
   free(sums);
-  free(totals);
+  i8t_aligned_free(totals);
   return st;
 }
 
@@ -508,8 +577,8 @@ static const float *rep(const u8_bwd_job *j, int which) {
 /* The segment's sums per channel (kernel table: bn_col_sums, whose vector
  * versions keep them in registers over the rows). */
 static void segment_sums(const u8_bwd_job *j, const segment *s, size_t o) {
-  i8t_kernels()->bn_col_sums.run(s->hi - s->lo, j->C, j->g + s->lo * j->C, j->x + s->lo * j->C,
-                                 j->red.sg + o, j->red.sgq + o, j->red.sq + o, j->red.gmin + o,
+  i8t_kernels()->bn_col_sums.run(s->hi - s->lo, j->C, j->C, j->g + s->lo * j->C,
+                                 j->x + s->lo * j->C, j->red.sg + o, j->red.sgq + o, j->red.sq + o, j->red.gmin + o,
                                  j->red.gmax + o);
 }
 
@@ -526,7 +595,7 @@ static void segment_extremes(const u8_bwd_job *j, const segment *s, int worker, 
    * each (kernel table, like the sums). */
   i8t_bn_lane_extremes_fn extremes = i8t_kernels()->bn_lane_extremes.run;
   for (size_t r = s->lo; r < s->hi; r += R, b++)
-    extremes((I8T_MIN(s->hi, r + R) - r) * C, b, j->x + r * C, mn, mx, amn, amx);
+    extremes(1, (I8T_MIN(s->hi, r + R) - r) * C, 0, b, j->x + r * C, mn, mx, amn, amx);
   size_t lanes_rows = I8T_MIN(R, s->hi - s->lo); /* lanes past a short segment saw nothing */
   /* The lowest (value, row) for the min and (255 - value, row) for the max,
    * compared as one key value << 24 | row (rows < 2^24, check_dims):
@@ -742,6 +811,7 @@ static void u8_quantize_task(void *arg, size_t t, int worker) {
  * extremes and the routed values' part of the bound. At C = 512 this was a
  * serial quarter of the backward. */
 enum { COEF_CHANNELS = 64 };
+_Static_assert((int)CHANNEL_BLOCK <= (int)COEF_CHANNELS, "norm_channel_task's coefficients");
 
 typedef struct coef_job {
   u8_bwd_job *j;
@@ -752,6 +822,7 @@ typedef struct coef_job {
   int64_t *totals; /* [C] Sg, Sgq, Sq, then int8 [C] gmin, gmax */
   uint32_t *amin, *amax; /* [chunks x C] */
   uint8_t *cmn, *cmx;    /* [chunks x C] */
+  int8_t *gmx, *gmn;     /* [chunks x C]: g at those rows (the routed values' bound) */
 } coef_job;
 
 static void add_into_s64(int64_t *restrict d, const int32_t *restrict s, size_t n) {
@@ -816,50 +887,65 @@ static void norm_coef_channels(const coef_job *cj, size_t c0, size_t c1) {
   }
 }
 
-/* First extreme of each chunk in channels [c0, c1): a chunk's segments in
- * row order, the first one taken as is, a later one only if strictly lower
+/* Segment t's first extremes of channels [c0, c0 + n) (values and rows,
+ * from channel c0 on) into its chunk's. A chunk's segments come in row
+ * order: the first is taken as is, a later one only where strictly lower
  * (higher), so that equal values keep the earlier row. */
-static void norm_coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
+static void fold_chunk_extremes(const coef_job *cj, size_t t, size_t c0, size_t n,
+                                const uint8_t *xmin, const uint8_t *xmax, const uint32_t *rmin,
+                                const uint32_t *rmax) {
   const size_t C = cj->C;
   const segments *sg = cj->j->sg;
+  const size_t k = sg->seg[t].chunk;
+  uint8_t *mn = cj->cmn + k * C + c0, *mx = cj->cmx + k * C + c0;
+  uint32_t *an = cj->amin + k * C + c0, *ax = cj->amax + k * C + c0;
+  if (t == 0 || sg->seg[t - 1].chunk != k) { /* the chunk's first segment */
+    memcpy(mn, xmin, n), memcpy(mx, xmax, n);
+    memcpy(an, rmin, n * sizeof *an), memcpy(ax, rmax, n * sizeof *ax);
+    return;
+  }
+  for (size_t c = 0; c < n; c++) {
+    const int lower = xmin[c] < mn[c], higher = xmax[c] > mx[c];
+    mn[c] = lower ? xmin[c] : mn[c];
+    an[c] = lower ? rmin[c] : an[c];
+    mx[c] = higher ? xmax[c] : mx[c];
+    ax[c] = higher ? rmax[c] : ax[c];
+  }
+}
+
+/* g at chunk k's extreme rows, channels [c0, c0 + n). */
+static void chunk_route_g(const coef_job *cj, size_t k, size_t c0, size_t n) {
+  const size_t C = cj->C, o = k * C + c0;
+  const int8_t *g = cj->j->g + c0;
+  for (size_t i = 0; i < n; i++)
+    cj->gmx[o + i] = g[cj->amax[o + i] * C + i], cj->gmn[o + i] = g[cj->amin[o + i] * C + i];
+}
+
+/* First extreme of each chunk in channels [c0, c1), from the segments'. */
+static void norm_coef_chunk_extremes(const coef_job *cj, size_t c0, size_t c1) {
   const u8_red *red = &cj->j->red;
-  for (size_t t = 0; t < sg->count; t++) {
-    const size_t k = sg->seg[t].chunk, o = t * C;
-    uint8_t *mn = cj->cmn + k * C, *mx = cj->cmx + k * C;
-    uint32_t *an = cj->amin + k * C, *ax = cj->amax + k * C;
-    if (t == 0 || sg->seg[t - 1].chunk != k) { /* the chunk's first segment */
-      const size_t n = c1 - c0;
-      memcpy(mn + c0, red->xmin + o + c0, n), memcpy(mx + c0, red->xmax + o + c0, n);
-      memcpy(an + c0, red->amin + o + c0, n * sizeof *an);
-      memcpy(ax + c0, red->amax + o + c0, n * sizeof *ax);
-      continue;
-    }
-    for (size_t c = c0; c < c1; c++) {
-      const int lower = red->xmin[o + c] < mn[c];
-      const int higher = red->xmax[o + c] > mx[c];
-      mn[c] = lower ? red->xmin[o + c] : mn[c];
-      an[c] = lower ? red->amin[o + c] : an[c];
-      mx[c] = higher ? red->xmax[o + c] : mx[c];
-      ax[c] = higher ? red->amax[o + c] : ax[c];
-    }
+  for (size_t t = 0; t < cj->j->sg->count; t++) {
+    const size_t o = t * cj->C + c0;
+    fold_chunk_extremes(cj, t, c0, c1 - c0, red->xmin + o, red->xmax + o, red->amin + o,
+                        red->amax + o);
   }
 }
 
 /* The routed values' part of |dx|'s bound (max and min rows may coincide):
- * per chunk the task's channels' g values gathered, then one flat loop of
- * plain comparisons (vectorisable); the NaN-ignoring max_num over again,
- * in the original order, only if a value was NaN. */
+ * per chunk one flat loop of plain comparisons (vectorisable) over g at the
+ * chunk's extreme rows (chunk_route_g); the NaN-ignoring max_num over
+ * again, in the original order, only if a value was NaN. */
 static void norm_coef_routed_bound(const coef_job *cj, size_t c0, size_t c1) {
   const size_t C = cj->C, K = cj->j->sg->chunks, n = c1 - c0;
-  const int8_t *g = cj->j->g + c0;
   const float *restrict a = cj->a + c0, *restrict b = cj->b + c0, *restrict route = cj->route + c0;
   float m[COEF_CHANNELS], gx[COEF_CHANNELS], gn[COEF_CHANNELS], d[COEF_CHANNELS];
   int nan = 0;
   for (size_t i = 0; i < n; i++) m[i] = cj->chan_abs[c0 + i];
   for (size_t k = 0; k < K; k++) {
     const uint32_t *ax = cj->amax + k * C + c0, *an = cj->amin + k * C + c0;
+    const int8_t *gmx = cj->gmx + k * C + c0, *gmn = cj->gmn + k * C + c0;
     for (size_t i = 0; i < n; i++) {
-      gx[i] = (float)g[ax[i] * C + i], gn[i] = (float)g[an[i] * C + i];
+      gx[i] = (float)gmx[i], gn[i] = (float)gmn[i];
       d[i] = ax[i] == an[i] ? 0.0f : route[i];
     }
     for (size_t i = 0; i < n; i++) {
@@ -877,8 +963,8 @@ static void norm_coef_routed_bound(const coef_job *cj, size_t c0, size_t c1) {
     for (size_t c = c0; c < c1; c++) {
       const size_t rmx = cj->amax[k * C + c], rmn = cj->amin[k * C + c];
       const float dc = rmx == rmn ? 0.0f : cj->route[c];
-      float vmx = cj->a[c] * (float)cj->j->g[rmx * C + c] + cj->b[c] + dc;
-      float vmn = cj->a[c] * (float)cj->j->g[rmn * C + c] + cj->b[c] - dc;
+      float vmx = cj->a[c] * (float)cj->gmx[k * C + c] + cj->b[c] + dc;
+      float vmn = cj->a[c] * (float)cj->gmn[k * C + c] + cj->b[c] - dc;
       cj->chan_abs[c] = max_num(cj->chan_abs[c], max_num(fabsf(vmx), fabsf(vmn)));
     }
 }
@@ -891,7 +977,47 @@ static void norm_coef_task(void *arg, size_t t, int worker) {
   norm_coef_channels(cj, c0, c1);
   if (!cj->j->range) return;
   norm_coef_chunk_extremes(cj, c0, c1);
+  for (size_t k = 0; k < cj->j->sg->chunks; k++) chunk_route_g(cj, k, c0, c1 - c0);
   norm_coef_routed_bound(cj, c0, c1);
+}
+
+/* Split by channels (norm_by_channels): block t's sums and first extremes
+ * over every segment, straight into the totals and the chunks' extremes,
+ * then the block's coefficients, in one task. */
+static void norm_channel_task(void *arg, size_t t, int worker) {
+  (void)worker;
+  const coef_job *cj = arg;
+  const u8_bwd_job *j = cj->j;
+  const i8t_kernel_table *kt = i8t_kernels();
+  const size_t C = cj->C, c0 = t * CHANNEL_BLOCK, n = CHANNEL_BLOCK;
+  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
+  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
+  int32_t sg[CHANNEL_BLOCK], sgq[CHANNEL_BLOCK];
+  uint32_t sq[CHANNEL_BLOCK], rmn[CHANNEL_BLOCK], rmx[CHANNEL_BLOCK];
+  int8_t gmin[CHANNEL_BLOCK], gmax[CHANNEL_BLOCK];
+  uint8_t mn[CHANNEL_BLOCK], mx[CHANNEL_BLOCK];
+  uint16_t amn[CHANNEL_BLOCK], amx[CHANNEL_BLOCK]; /* a segment's rows: < 2^15 */
+  for (size_t c = 0; c < n; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  for (size_t i = 0; i < j->sg->count; i++) {
+    const segment *s = &j->sg->seg[i];
+    const size_t rows = s->hi - s->lo, off = s->lo * C + c0;
+    kt->bn_col_sums.run(rows, n, C, j->g + off, j->x + off, sg, sgq, sq, gmin, gmax);
+    add_into_s64(tsg, sg, n);
+    add_into_s64(tsgq, sgq, n);
+    add_into_s64(tsq, (const int32_t *)sq, n); /* sum q < 2^23 */
+    min_into_s8(tgmin, gmin, n);
+    max_into_s8(tgmax, gmax, n);
+    if (!j->range) continue;
+    memset(mn, 255, n), memset(mx, 0, n), memset(amn, 0, sizeof amn), memset(amx, 0, sizeof amx);
+    kt->bn_lane_extremes.run(rows, n, C, 0, j->x + off, mn, mx, amn, amx);
+    for (size_t c = 0; c < n; c++)
+      rmn[c] = (uint32_t)(s->lo + amn[c]), rmx[c] = (uint32_t)(s->lo + amx[c]);
+    fold_chunk_extremes(cj, i, c0, n, mn, mx, rmn, rmx);
+    if (i + 1 == j->sg->count || j->sg->seg[i + 1].chunk != s->chunk) /* the chunk's last */
+      chunk_route_g(cj, s->chunk, c0, n); /* its rows still in L1 when it has one segment */
+  }
+  norm_coef_channels(cj, c0, c0 + n);
+  if (j->range) norm_coef_routed_bound(cj, c0, c0 + n);
 }
 
 i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
@@ -907,7 +1033,7 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
     return i8t_error(I8T_ERR_INVALID_ARG, "norm backward u8: s16_bits must be 8 or 16");
   (void)mean; /* the exact integer mean of x is recomputed */
   const size_t C = channels, sub = nn_block_rows(C);
-  const int range = cfg->kind == I8T_NORM_RANGE;
+  const int range = cfg->kind == I8T_NORM_RANGE, by_channels = norm_by_channels(ws, C);
   float *reps = nn_shared_floats(ws, REP_COUNT, C);
   if (!reps) return I8T_ERR_NO_MEMORY;
   /* Slot D: the extremes' lanes (2 uint8 + 2 uint16 per value, at most a
@@ -916,13 +1042,14 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   segments sg;
   if ((st = segments_make(rows, norm_chunks(cfg, rows), 0, SEGMENTS_U8, &sg))) return st;
   size_t nf = 7 * C + sg.count * C;
-  u8_red red;
-  void *red_mem = u8_red_alloc(&red, sg.count * C);
-  float *f = malloc(nf * sizeof *f);
-  uint32_t *arg = malloc(2 * sg.chunks * C * sizeof *arg);
-  uint8_t *cext = malloc(2 * sg.chunks * C);
-  int64_t *totals = malloc(C * (3 * sizeof *totals + 2)); /* Sg, Sgq, Sq, gmin, gmax */
-  if (!red_mem || !f || !arg || !cext || !totals) {
+  u8_red red = {0}; /* split by rows only */
+  void *red_mem = by_channels ? NULL : u8_red_alloc(&red, sg.count * C);
+  /* Per-channel arrays cache-line aligned, as in norm_stats_u8. */
+  float *f = i8t_aligned_alloc(nf * sizeof *f);
+  uint32_t *arg = i8t_aligned_alloc(2 * sg.chunks * C * sizeof *arg);
+  uint8_t *cext = i8t_aligned_alloc(4 * sg.chunks * C); /* cmn, cmx, gmx, gmn */
+  int64_t *totals = i8t_aligned_alloc(C * (3 * sizeof *totals + 2)); /* Sg, Sgq, Sq, gmin, gmax */
+  if ((!by_channels && !red_mem) || !f || !arg || !cext || !totals) {
     st = i8t_error(I8T_ERR_NO_MEMORY, "norm backward u8");
     goto done;
   }
@@ -930,7 +1057,7 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
                   .red_rows = C >= RED_LANES ? 1 : RED_LANES / C, .sg = &sg, .red = red,
                   .range = range, .rep = reps, .out = out, .ws = ws};
   nn_errors_init(&j.err);
-  i8t_parallel_for(ws->ctx, sg.count, u8_reduce_task, &j);
+  if (!by_channels) i8t_parallel_for(ws->ctx, sg.count, u8_reduce_task, &j);
 
   float *a = f, *b = f + C, *e = f + 2 * C, *qbar = f + 3 * C, *route = f + 4 * C;
   float *chan_abs = f + 5 * C, *ones = f + 6 * C;
@@ -939,8 +1066,12 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
                  .dgamma = dgamma, .dbeta = dbeta, .a = a, .b = b, .e = e, .qbar = qbar,
                  .route = route, .chan_abs = chan_abs, .ones = ones, .totals = totals,
                  .amin = arg, .amax = arg + sg.chunks * C, .cmn = cext,
-                 .cmx = cext + sg.chunks * C};
-  i8t_parallel_for(ws->ctx, nn_task_count(C, COEF_CHANNELS), norm_coef_task, &cj);
+                 .cmx = cext + sg.chunks * C, .gmx = (int8_t *)cext + 2 * sg.chunks * C,
+                 .gmn = (int8_t *)cext + 3 * sg.chunks * C};
+  if (by_channels)
+    i8t_parallel_for(ws->ctx, C / CHANNEL_BLOCK, norm_channel_task, &cj);
+  else
+    i8t_parallel_for(ws->ctx, nn_task_count(C, COEF_CHANNELS), norm_coef_task, &cj);
   nn_replicate(a, C, reps + REP_A * sub * C);
   nn_replicate(b, C, reps + REP_B * sub * C);
   nn_replicate(e, C, reps + REP_E * sub * C);
@@ -1004,10 +1135,10 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
 done:
   free(sg.seg);
   free(red_mem);
-  free(f);
-  free(arg);
-  free(cext);
-  free(totals);
+  i8t_aligned_free(f);
+  i8t_aligned_free(arg);
+  i8t_aligned_free(cext);
+  i8t_aligned_free(totals);
   return st;
 }
 

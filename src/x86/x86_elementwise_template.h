@@ -364,21 +364,22 @@ static inline void bn_sums_add_lane(const bn_sums_lanes *l, size_t j, size_t n, 
   gmax[c] = hi > gmax[c] ? hi : gmax[c];
 }
 
-void I8T_X86_NAME(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const uint8_t *x,
-                                   int32_t *sg, int32_t *sgq, uint32_t *sq, int8_t *gmin,
-                                   int8_t *gmax) {
+void I8T_X86_NAME(i8t_bn_col_sums)(size_t rows, size_t C, size_t ld, const int8_t *g,
+                                   const uint8_t *x, int32_t *sg, int32_t *sgq, uint32_t *sq,
+                                   int8_t *gmin, int8_t *gmax) {
   enum { BLOCK = 4 * I8T_VLANES };
   bn_sums_lanes l;
-  if (C < BLOCK && BLOCK % C == 0) { /* several rows per vector, lane j is channel j mod C */
+  /* Several rows per vector (lane j is channel j mod C) needs contiguous rows. */
+  if (C < BLOCK && BLOCK % C == 0 && ld == C) {
     size_t per = BLOCK / C, vrows = rows / per, left = vrows * per;
-    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows - left, C, g + left * C, x + left * C, sg, sgq,
-                                           sq, gmin, gmax);
+    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows - left, C, C, g + left * C, x + left * C, sg,
+                                           sgq, sq, gmin, gmax);
     bn_sums_block(g, x, vrows, BLOCK, &l);
     for (size_t j0 = 0; j0 < BLOCK; j0 += C) /* no modulo: a division per lane */
       for (size_t c = 0; c < C; c++) bn_sums_add_lane(&l, j0 + c, vrows, c, sg, sgq, sq, gmin, gmax);
-  } else if (C % BLOCK == 0) { /* whole vectors of channels, rows of stride C */
+  } else if (C % BLOCK == 0) { /* whole vectors of channels, rows of stride ld */
     for (size_t c0 = 0; c0 < C; c0 += BLOCK) {
-      bn_sums_block(g + c0, x + c0, rows, C, &l);
+      bn_sums_block(g + c0, x + c0, rows, ld, &l);
       for (size_t j = 0; j < BLOCK; j++) {
         size_t c = c0 + j;
         sg[c] = sgq[c] = 0, sq[c] = 0, gmin[c] = 127, gmax[c] = -127;
@@ -386,7 +387,7 @@ void I8T_X86_NAME(i8t_bn_col_sums)(size_t rows, size_t C, const int8_t *g, const
       }
     }
   } else {
-    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows, C, g, x, sg, sgq, sq, gmin, gmax);
+    I8T_X86_NAME(i8t_bn_col_sums_portable)(rows, C, ld, g, x, sg, sgq, sq, gmin, gmax);
   }
 }
 
