@@ -261,6 +261,19 @@ typedef void (*i8t_interleave_pixels_u8_s16_fn)(size_t n, size_t C, const uint8_
                                                 size_t step, size_t b_off, int16_t zp,
                                                 int16_t *d);
 
+/* col2im of the strided grad input's int32 columns (src/nn/conv.c): every
+ * column value added back onto the input pixel its tap reads. cols holds
+ * `samples` samples of oh x ow rows, ld int32 apart; row (oy, ox) has tap
+ * (ky, kx)'s C values at (ky * kernel + kx) * C. dx gets those samples'
+ * h x w x C values, every one written (0 where no tap reads the pixel).
+ * Exact int32 sums (i8t_conv_check bounds them), so any order of the adds
+ * gives the same result. */
+typedef struct i8t_col2im_geom {
+  size_t h, w, c, kernel, stride, pad, oh, ow;
+} i8t_col2im_geom;
+typedef void (*i8t_col2im_s32_fn)(const i8t_col2im_geom *g, const int32_t *cols, size_t ld,
+                                  size_t samples, int32_t *dx);
+
 /* The 1-channel stem convolution (3x3, stride 1, padding 1, in_c = 1), 16
  * output channels per call, one sample (src/nn/conv_stem.c): direct kernels
  * instead of im2col + GEMM, whose 9-value rows waste most of a GEMM tile.
@@ -320,6 +333,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_grad_sum_absmax_fn run; } grad_sum_absmax;
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
   struct { const char *name; i8t_interleave_pixels_u8_s16_fn run; } interleave_pixels_u8_s16;
+  struct { const char *name; i8t_col2im_s32_fn run; } col2im_s32;
   /* Optional (run NULL: conv keeps im2col + GEMM for the stem). */
   struct { const char *name; i8t_conv3x3_c1_fwd_fn run; int s16_image; } conv3x3_c1_fwd;
   struct { const char *name; i8t_conv3x3_c1_wgrad_fn run; } conv3x3_c1_wgrad;

@@ -44,7 +44,9 @@
   void i8t_grad_sum_quantize_s8__##SFX(size_t n, const i8t_grad_span *s, float inv_scale,    \
                                        i8t_noise noise, int8_t *q);                          \
   void i8t_interleave_pixels_u8_s16__##SFX(size_t n, size_t C, const uint8_t *row,          \
-                                          size_t step, size_t b_off, int16_t zp, int16_t *d);
+                                          size_t step, size_t b_off, int16_t zp, int16_t *d); \
+  void i8t_col2im_s32__##SFX(const i8t_col2im_geom *g, const int32_t *cols, size_t ld,       \
+                             size_t samples, int32_t *dx);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -71,6 +73,7 @@
     I8T_NN_SET_ONE(t, grad_sum_absmax, SFX);       \
     I8T_NN_SET_ONE(t, grad_sum_quantize_s8, SFX);  \
     I8T_NN_SET_ONE(t, interleave_pixels_u8_s16, SFX); \
+    I8T_NN_SET_ONE(t, col2im_s32, SFX);            \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and

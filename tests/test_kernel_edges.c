@@ -163,6 +163,52 @@ static void check_interleave_pixels(const i8t_kernel_table *t) {
     }
 }
 
+/* The strided grad input's col2im against a plain scatter: strides 1-3,
+ * kernels 1/3/5, padding 0-2, strides past the kernel (pixels no tap reads:
+ * 0), odd sizes, two samples, garbage in the columns' padding and in dx
+ * beforehand (every element written), nothing past the end; values up to
+ * (2^31 - 1) / 9, so that the largest sums reach the int32 range. */
+static void check_col2im(const i8t_kernel_table *t) {
+  static const size_t geoms[][6] = {/* h, w, C, kernel, stride, pad */
+                                    {7, 9, 3, 3, 2, 1},  {28, 28, 16, 3, 2, 1}, {6, 5, 1, 1, 2, 0},
+                                    {8, 8, 4, 5, 3, 2},  {5, 7, 16, 3, 3, 0},  {4, 4, 2, 1, 3, 0},
+                                    {9, 9, 17, 3, 1, 1}, {3, 3, 8, 3, 1, 2}};
+  uint64_t rng = 4242;
+  for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++)
+    for (int extreme = 0; extreme < 2; extreme++) {
+      const size_t *q = geoms[gi], S = 2, C = q[2], k = q[3];
+      i8t_col2im_geom g = {q[0], q[1], C, k, q[4], q[5], (q[0] + 2 * q[5] - k) / q[4] + 1,
+                           (q[1] + 2 * q[5] - k) / q[4] + 1};
+      size_t K = k * k * C, ld = K + 5, rows = S * g.oh * g.ow, px = S * g.h * g.w * C;
+      int32_t *cols = malloc(rows * ld * sizeof *cols), *dx = malloc((px + 1) * sizeof *dx);
+      int64_t *ref = calloc(px, sizeof *ref);
+      const int32_t big = INT32_MAX / 9;
+      for (size_t i = 0; i < rows * ld; i++)
+        cols[i] = extreme ? (test_rand(&rng) & 1 ? big : -big)
+                          : (int32_t)test_rand_range(&rng, -1000000, 1000000);
+      for (size_t i = 0; i <= px; i++) dx[i] = 0x5A5A5A5A;
+      for (size_t n = 0; n < S; n++)
+        for (size_t oy = 0; oy < g.oh; oy++)
+          for (size_t ox = 0; ox < g.ow; ox++)
+            for (size_t ky = 0; ky < k; ky++)
+              for (size_t kx = 0; kx < k; kx++) {
+                long iy = (long)(oy * g.stride + ky) - (long)g.pad;
+                long ix = (long)(ox * g.stride + kx) - (long)g.pad;
+                if (iy < 0 || ix < 0 || iy >= (long)g.h || ix >= (long)g.w) continue;
+                for (size_t c = 0; c < C; c++)
+                  ref[((n * g.h + (size_t)iy) * g.w + (size_t)ix) * C + c] +=
+                      cols[((n * g.oh + oy) * g.ow + ox) * ld + (ky * k + kx) * C + c];
+              }
+      t->col2im_s32.run(&g, cols, ld, S, dx);
+      for (size_t i = 0; i < px; i++)
+        if (dx[i] != ref[i])
+          fail_msg("col2im %zux%zux%zu k%zu s%zu p%zu: dx[%zu] = %d, expected %lld", g.h, g.w, C,
+                   k, g.stride, g.pad, i, dx[i], (long long)ref[i]);
+      assert_int_equal(dx[px], 0x5A5A5A5A);
+      free(cols), free(dx), free(ref);
+    }
+}
+
 static void check_edges(i8t_isa isa) {
   test_select_isa_or_skip(isa);
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa);
@@ -172,6 +218,7 @@ static void check_edges(i8t_isa isa) {
   check_minmax_nonfinite(t);
   check_colwise_saturation(t);
   check_interleave_pixels(t);
+  check_col2im(t);
 }
 
 #define DEFINE_ISA_TEST(name, isa) \

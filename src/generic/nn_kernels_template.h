@@ -239,3 +239,33 @@ void I8T_NN_FN(i8t_interleave_pixels_u8_s16)(size_t n, size_t C, const uint8_t *
   }
 }
 #endif
+
+/* col2im (kernel_table.h), dx row by row: the row zeroed, then the column
+ * rows (oy) whose tap row ky = iy + pad - oy * stride lies on it add their
+ * windows' runs. The row stays in L1 while it gathers them and is written
+ * to memory once (a whole-sample memset and then scattered adds into it was
+ * more than half of the strided grad input at 16 channels). */
+void I8T_NN_FN(i8t_col2im_s32)(const i8t_col2im_geom *g, const int32_t *cols, size_t ld,
+                               size_t samples, int32_t *dx) {
+  const size_t C = g->c, k = g->kernel, S = g->stride, row_len = g->w * C;
+  const long W = (long)g->w, P = (long)g->pad;
+  for (size_t n = 0; n < samples; n++)
+    for (size_t iy = 0; iy < g->h; iy++) {
+      int32_t *restrict d = dx + (n * g->h + iy) * row_len;
+      for (size_t i = 0; i < row_len; i++) d[i] = 0;
+      const size_t top = iy + g->pad; /* oy * S + ky */
+      const size_t oy0 = top + 1 > k ? (top + 1 - k + S - 1) / S : 0;
+      const size_t oy1 = top / S + 1 < g->oh ? top / S + 1 : g->oh;
+      for (size_t oy = oy0; oy < oy1; oy++) {
+        const int32_t *row = cols + (n * g->oh + oy) * g->ow * ld + (top - oy * S) * k * C;
+        for (size_t ox = 0; ox < g->ow; ox++, row += ld) {
+          const long ix0 = (long)(ox * S) - P, lo = ix0 < 0 ? -ix0 : 0;
+          const long hi = ix0 + (long)k > W ? W - ix0 : (long)k;
+          if (hi <= lo) continue;
+          const int32_t *restrict c = row + (size_t)lo * C;
+          int32_t *restrict o = d + (size_t)(ix0 + lo) * C;
+          for (size_t i = 0; i < (size_t)(hi - lo) * C; i++) o[i] += c[i];
+        }
+      }
+    }
+}

@@ -222,41 +222,37 @@ void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char
   }
 }
 
-/* col2im for int32 and float: dx (samples n0..n1, zeroed by the caller) +=
+/* col2im for the fp32 path: dx (samples n0..n1, zeroed by the caller) +=
  * every column value routed back to its input pixel. The taps of one window
  * row that fall inside the image are neighbouring pixels in dx and in the
  * column row alike: one run of adds each (restrict: dx and the columns never
- * overlap, so the compiler vectorises it). One body for both types; each
- * element's sum keeps the order of the taps. */
-#define DEFINE_COL2IM(NAME, T)                                                            \
-  void NAME(const nn_conv_geom *g, const T *cols, size_t ld, size_t n0, size_t n1, T *dx) { \
-    const long H = g->s.in_h, W = g->s.in_w, k = g->s.kernel;                             \
-    const size_t C = (size_t)g->s.in_c;                                                   \
-    const long P = g->s.pad, S = g->s.stride;                                             \
-    for (size_t n = n0; n < n1; n++) {                                                    \
-      for (size_t oy = 0; oy < g->oh; oy++) {                                             \
-        for (size_t ox = 0; ox < g->ow; ox++, cols += ld) {                               \
-          long ix0 = (long)ox * S - P, lo = ix0 < 0 ? -ix0 : 0;                           \
-          long hi = ix0 + k > W ? W - ix0 : k;                                            \
-          if (hi <= lo) continue;                                                         \
-          size_t run = (size_t)(hi - lo) * C;                                             \
-          for (long ky = 0; ky < k; ky++) {                                               \
-            long iy = (long)oy * S - P + ky;                                              \
-            if (iy < 0 || iy >= H) continue;                                              \
-            T *restrict d = dx + ((n * (size_t)H + (size_t)iy) * (size_t)W +              \
-                                  (size_t)(ix0 + lo)) * C;                                \
-            const T *restrict c = cols + (size_t)(ky * k + lo) * C;                       \
-            for (size_t i = 0; i < run; i++) d[i] += c[i];                                \
-          }                                                                               \
-        }                                                                                 \
-      }                                                                                   \
-    }                                                                                     \
+ * overlap, so the compiler vectorises it). Each element's sum keeps the
+ * order of the taps. (The int8 path's int32 columns go through the kernel
+ * table's col2im_s32, which gathers row by row: integer sums in any order.) */
+void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t ld, size_t n0, size_t n1,
+                   float *dx) {
+  const long H = g->s.in_h, W = g->s.in_w, k = g->s.kernel;
+  const size_t C = (size_t)g->s.in_c;
+  const long P = g->s.pad, S = g->s.stride;
+  for (size_t n = n0; n < n1; n++) {
+    for (size_t oy = 0; oy < g->oh; oy++) {
+      for (size_t ox = 0; ox < g->ow; ox++, cols += ld) {
+        long ix0 = (long)ox * S - P, lo = ix0 < 0 ? -ix0 : 0;
+        long hi = ix0 + k > W ? W - ix0 : k;
+        if (hi <= lo) continue;
+        size_t run = (size_t)(hi - lo) * C;
+        for (long ky = 0; ky < k; ky++) {
+          long iy = (long)oy * S - P + ky;
+          if (iy < 0 || iy >= H) continue;
+          float *restrict d = dx + ((n * (size_t)H + (size_t)iy) * (size_t)W +
+                                    (size_t)(ix0 + lo)) * C;
+          const float *restrict c = cols + (size_t)(ky * k + lo) * C;
+          for (size_t i = 0; i < run; i++) d[i] += c[i];
+        }
+      }
+    }
   }
-
-/* int32 adds of exact integer products: no wrap-around, as
- * 127 * 127 * out_c * kernel^2 fits (checked by i8t_conv_check). */
-DEFINE_COL2IM(nn_col2im_s32, int32_t)
-DEFINE_COL2IM(nn_col2im_f32, float)
+}
 
 /* ------------------------------------------------------------------------ */
 /* Blocks of samples, per task or batched                                   */
@@ -870,8 +866,9 @@ static void backward_data_finish_task(void *arg, size_t task, int worker) {
     return;
   }
   size_t Kp = padded(I8T_GEMM_S8S8S32, g->K);
-  memset(dx, 0, g->in_rows * Ci * sizeof *dx);
-  nn_col2im_s32(g, f->out + task * g->out_rows * Kp, Kp, n, n + 1, f->j->dx);
+  const i8t_col2im_geom cg = {(size_t)g->s.in_h, (size_t)g->s.in_w, Ci, (size_t)g->s.kernel,
+                              (size_t)g->s.stride, (size_t)g->s.pad, g->oh, g->ow};
+  i8t_kernels()->col2im_s32.run(&cg, f->out + task * g->out_rows * Kp, Kp, 1, dx);
 }
 
 /* Samples [n0, n1): cols holds their s8 columns (transposed path), out the

@@ -22,9 +22,8 @@ nn_conv_geom nn_conv_geom_make(const i8t_conv_shape *s);
 void nn_im2col(const nn_conv_geom *g, const void *x, size_t esize, unsigned char pad_byte,
                size_t n0, size_t n1, void *cols, size_t ld);
 /* dx[samples n0..n1) += columns routed back to their input pixels (cols
- * points at sample n0's first row; rows ld >= K elements apart). */
-void nn_col2im_s32(const nn_conv_geom *g, const int32_t *cols, size_t ld, size_t n0, size_t n1,
-                   int32_t *dx);
+ * points at sample n0's first row; rows ld >= K elements apart). The int32
+ * columns of the int8 path: the kernel table's col2im_s32. */
 void nn_col2im_f32(const nn_conv_geom *g, const float *cols, size_t ld, size_t n0, size_t n1,
                    float *dx);
 
