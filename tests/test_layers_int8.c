@@ -160,7 +160,8 @@ static void check_conv_exact(i8t_conv_shape s) {
  * with whole row groups (G output rows per GEMM row, K not a multiple of 4,
  * the 1x1 direct case) and without (odd rows per sample); images one or two
  * pixels wide (im2col runs of 1-4 bytes); 16, 32 and 64 channels through
- * im2col's constant-size interior copies, at stride 1 and 2. */
+ * im2col's constant-size interior copies, at stride 1 and 2; strided grad
+ * inputs up to stride 5. */
 static void check_conv_shapes(void) {
   const i8t_conv_shape shapes[] = {
       {3, 7, 6, 3, 5, 3, 2, 1},  {2, 5, 5, 16, 8, 3, 1, 1}, {4, 4, 4, 6, 3, 1, 1, 0},
@@ -171,6 +172,12 @@ static void check_conv_shapes(void) {
       {2, 6, 6, 16, 5, 3, 1, 1},  {2, 4, 4, 8, 3, 3, 1, 1},   {2, 5, 5, 16, 16, 3, 1, 1},
       {2, 3, 1, 1, 4, 3, 1, 1},   {2, 2, 2, 2, 4, 3, 1, 1},   {2, 5, 4, 64, 8, 3, 1, 1},
       {2, 7, 6, 16, 8, 3, 2, 1},
+      /* strided grad inputs (col2im): 3x3 / 5x5 at strides 2-5, odd sizes,
+       * strides past the kernel (input pixels no tap reads: dx 0), in_c off
+       * the panels */
+      {2, 8, 8, 16, 32, 3, 2, 1}, {2, 9, 7, 5, 12, 5, 3, 2}, {2, 7, 7, 8, 4, 1, 3, 0},
+      {1, 9, 9, 4, 8, 2, 3, 0},   {2, 10, 9, 6, 16, 5, 2, 2}, {1, 11, 11, 3, 4, 3, 4, 1},
+      {1, 12, 12, 4, 8, 3, 5, 1},
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv_exact(shapes[i]);
 }
