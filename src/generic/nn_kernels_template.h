@@ -47,21 +47,26 @@ void I8T_NN_FN(i8t_affine_u8_f32)(size_t n, const uint8_t *restrict x, const flo
     for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
 }
 
-/* Strict comparisons keep the earliest group. */
-void I8T_NN_FN(i8t_bn_lane_extremes)(size_t rows, size_t n, size_t ld, uint16_t b,
-                                     const uint8_t *restrict x, uint8_t *restrict mn,
-                                     uint8_t *restrict mx, uint16_t *restrict amn,
-                                     uint16_t *restrict amx) {
-  for (size_t r = 0; r < rows; r++, b++) {
-    const uint8_t *restrict xr = x + r * ld;
-    for (size_t i = 0; i < n; i++) {
-      uint8_t v = xr[i];
-      amn[i] = v < mn[i] ? b : amn[i];
-      mn[i] = v < mn[i] ? v : mn[i];
-      amx[i] = v > mx[i] ? b : amx[i];
-      mx[i] = v > mx[i] ? v : mx[i];
-    }
+/* One row of lanes; strict comparisons keep the earliest group. */
+static inline void I8T_NN_FN(bn_lane_extremes_row)(size_t n, uint16_t b,
+                                                   const uint8_t *restrict x,
+                                                   uint8_t *restrict mn, uint8_t *restrict mx,
+                                                   uint16_t *restrict amn,
+                                                   uint16_t *restrict amx) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t v = x[i];
+    amn[i] = v < mn[i] ? b : amn[i];
+    mn[i] = v < mn[i] ? v : mn[i];
+    amx[i] = v > mx[i] ? b : amx[i];
+    mx[i] = v > mx[i] ? v : mx[i];
   }
+}
+
+void I8T_NN_FN(i8t_bn_lane_extremes)(size_t rows, size_t n, size_t ld, uint16_t b,
+                                     const uint8_t *x, uint8_t *mn, uint8_t *mx, uint16_t *amn,
+                                     uint16_t *amx) {
+  for (size_t r = 0; r < rows; r++)
+    I8T_NN_FN(bn_lane_extremes_row)(n, (uint16_t)(b + r), x + r * ld, mn, mx, amn, amx);
 }
 
 /* Integer min/max: order-free, so any vector width gives the same result. */
