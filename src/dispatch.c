@@ -177,7 +177,7 @@ const char *i8t_cpu_features(void) {
 /* The table's entries as (role, name) pairs, for `int8train info` and tests;
  * the optional ones last, the narrow GEMM kernels and the stem convolution's
  * ("(none)" where a path has none). */
-enum { KERNEL_ENTRIES = 30 };
+enum { KERNEL_ENTRIES = 31 };
 
 static const char *const kernel_roles[KERNEL_ENTRIES] = {
     "gemm_u8s8s32", "gemm_s8s8s32",   "gemm_s16u8s32",   "minmax_f32",
@@ -185,7 +185,7 @@ static const char *const kernel_roles[KERNEL_ENTRIES] = {
     "scale_s32_f32", "axpy_s32_f32", "axpy_s8_f32", "affine_u8_f32", "bn_lane_extremes", "minmax_s32", "relu_mask_f32", "mask_u8_f32", "mask_pos_f32",
     "affine_s8_f32", "add_centered_u8_f32", "quantize_f32_s8s16",
     "bn_col_sums", "grad_sum_absmax", "grad_sum_quantize_s8", "interleave_pixels_u8_s16",
-    "col2im_s32",
+    "col2im_s32", "interleave_rows_s16",
     "gemm_u8s8s32_narrow", "gemm_s8s8s32_narrow", "gemm_s16u8s32_narrow",
     "conv3x3_c1_fwd", "conv3x3_c1_wgrad"};
 
@@ -204,7 +204,7 @@ const char *i8t_kernel_name(size_t i) {
       t->relu_mask_f32.name,   t->mask_u8_f32.name,     t->mask_pos_f32.name,
       t->affine_s8_f32.name,   t->add_centered_u8_f32.name, t->quantize_f32_s8s16.name,
       t->bn_col_sums.name, t->grad_sum_absmax.name, t->grad_sum_quantize_s8.name,
-      t->interleave_pixels_u8_s16.name, t->col2im_s32.name,
+      t->interleave_pixels_u8_s16.name, t->col2im_s32.name, t->interleave_rows_s16.name,
       t->gemm_u8s8s32_narrow.name, t->gemm_s8s8s32_narrow.name, t->gemm_s16u8s32_narrow.name,
       t->conv3x3_c1_fwd.name, t->conv3x3_c1_wgrad.name};
   if (i >= KERNEL_ENTRIES) return NULL;

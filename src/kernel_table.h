@@ -261,6 +261,14 @@ typedef void (*i8t_interleave_pixels_u8_s16_fn)(size_t n, size_t C, const uint8_
                                                 size_t step, size_t b_off, int16_t zp,
                                                 int16_t *d);
 
+/* The weight gradient's packed dy (src/nn/conv_wgrad.c): for each of `rows`
+ * rows, the pairs (a[c], b[c]) of its first w values (b NULL: (a[c], 0))
+ * side by side, then zero pairs up to `pairs` (w <= pairs):
+ * d[r * ldd + 2 c] = a[r * lda + c], d[r * ldd + 2 c + 1] = b[r * lda + c]. */
+typedef void (*i8t_interleave_rows_s16_fn)(size_t rows, size_t w, size_t pairs,
+                                           const int16_t *a, const int16_t *b, size_t lda,
+                                           int16_t *d, size_t ldd);
+
 /* col2im of the strided grad input's int32 columns (src/nn/conv.c): every
  * column value added back onto the input pixel its tap reads. cols holds
  * `samples` samples of oh x ow rows, ld int32 apart; row (oy, ox) has tap
@@ -334,6 +342,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_grad_sum_quantize_s8_fn run; } grad_sum_quantize_s8;
   struct { const char *name; i8t_interleave_pixels_u8_s16_fn run; } interleave_pixels_u8_s16;
   struct { const char *name; i8t_col2im_s32_fn run; } col2im_s32;
+  struct { const char *name; i8t_interleave_rows_s16_fn run; } interleave_rows_s16;
   /* Optional (run NULL: conv keeps im2col + GEMM for the stem). */
   struct { const char *name; i8t_conv3x3_c1_fwd_fn run; int s16_image; } conv3x3_c1_fwd;
   struct { const char *name; i8t_conv3x3_c1_wgrad_fn run; } conv3x3_c1_wgrad;

@@ -46,7 +46,10 @@
   void i8t_interleave_pixels_u8_s16__##SFX(size_t n, size_t C, const uint8_t *row,          \
                                           size_t step, size_t b_off, int16_t zp, int16_t *d); \
   void i8t_col2im_s32__##SFX(const i8t_col2im_geom *g, const int32_t *cols, size_t ld,       \
-                             size_t samples, int32_t *dx);
+                             size_t samples, int32_t *dx);                               \
+  void i8t_interleave_rows_s16__##SFX(size_t rows, size_t w, size_t pairs,                  \
+                                      const int16_t *a, const int16_t *b, size_t lda,       \
+                                      int16_t *d, size_t ldd);
 
 #define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
   do {                                             \
@@ -74,6 +77,7 @@
     I8T_NN_SET_ONE(t, grad_sum_quantize_s8, SFX);  \
     I8T_NN_SET_ONE(t, interleave_pixels_u8_s16, SFX); \
     I8T_NN_SET_ONE(t, col2im_s32, SFX);            \
+    I8T_NN_SET_ONE(t, interleave_rows_s16, SFX);   \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and

@@ -61,8 +61,9 @@ static void check_table_complete(i8t_isa isa) {
               t->mask_pos_f32.run && t->affine_s8_f32.run && t->add_centered_u8_f32.run &&
               t->quantize_f32_s8s16.run && t->bn_col_sums.run);
   assert_true(t->grad_sum_absmax.run && t->grad_sum_quantize_s8.run &&
-              t->interleave_pixels_u8_s16.run && t->col2im_s32.run);
-  assert_int_equal(i8t_kernel_count(), 30);
+              t->interleave_pixels_u8_s16.run && t->col2im_s32.run &&
+              t->interleave_rows_s16.run);
+  assert_int_equal(i8t_kernel_count(), 31);
   for (size_t i = 0; i < i8t_kernel_count(); i++) {
     const char *name = i8t_kernel_name(i), *role = i8t_kernel_role(i);
     assert_non_null(name);

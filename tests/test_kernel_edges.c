@@ -163,6 +163,40 @@ static void check_interleave_pixels(const i8t_kernel_table *t) {
     }
 }
 
+/* The weight gradient's dy pairs: widths below, at and past 16, padding
+ * pairs, strided rows, b NULL (zeros), the int16 extremes; the gaps between
+ * rows (ldd past the pairs) untouched. */
+static void check_interleave_rows(const i8t_kernel_table *t) {
+  static const size_t widths[] = {1, 7, 15, 16, 17, 32, 33, 48};
+  uint64_t rng = 777;
+  for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+    for (int mode = 0; mode < 4; mode++) {
+      size_t w = widths[wi], rows = 1 + wi % 4, pairs = w + (mode & 1 ? 0 : 16 - w % 16);
+      size_t lda = w + (mode & 2 ? 5 : 0), ldd = 2 * pairs + (mode & 2 ? 4 : 0);
+      int with_b = mode != 3;
+      int16_t *a = malloc(rows * lda * 2), *b = malloc(rows * lda * 2);
+      int16_t *d = malloc(rows * ldd * 2);
+      for (size_t i = 0; i < rows * lda; i++) {
+        a[i] = i % 5 == 0 ? INT16_MIN : (int16_t)test_rand(&rng);
+        b[i] = i % 7 == 0 ? INT16_MAX : (int16_t)test_rand(&rng);
+      }
+      for (size_t i = 0; i < rows * ldd; i++) d[i] = 0x5A5A;
+      t->interleave_rows_s16.run(rows, w, pairs, a, with_b ? b : NULL, lda, d, ldd);
+      for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < ldd; c++) {
+          int want = c >= 2 * pairs ? 0x5A5A
+                     : c >= 2 * w   ? 0
+                     : c % 2        ? (with_b ? b[r * lda + c / 2] : 0)
+                                    : a[r * lda + c / 2];
+          if (d[r * ldd + c] != want)
+            fail_msg("interleave_rows w=%zu pairs=%zu ld %zu/%zu b=%d: row %zu [%zu] = %d, "
+                     "expected %d",
+                     w, pairs, lda, ldd, with_b, r, c, d[r * ldd + c], want);
+        }
+      free(a), free(b), free(d);
+    }
+}
+
 /* The strided grad input's col2im against a plain scatter: strides 1-3,
  * kernels 1/3/5, padding 0-2, strides past the kernel (pixels no tap reads:
  * 0), odd sizes, two samples, garbage in the columns' padding and in dx
@@ -219,6 +253,7 @@ static void check_edges(i8t_isa isa) {
   check_colwise_saturation(t);
   check_interleave_pixels(t);
   check_col2im(t);
+  check_interleave_rows(t);
 }
 
 #define DEFINE_ISA_TEST(name, isa) \

@@ -167,38 +167,25 @@ static void row_pointers(const wgrad_job *j, const char *img, const void **rows)
 
 /* Scratch of a worker: slot A the task's pair copies, then its dy packed;
  * slot B the row pointers (twice: the first pair's and, one pair a GEMM,
- * the current one's), two padded rows and a zero dy row; slot C its dW^T
- * sums. */
+ * the current one's) and two padded rows; slot C its dW^T sums. */
 static size_t copies_bytes(const wgrad_job *j) { return j->ppt * j->p.pair_bytes; }
 static size_t panels(const wgrad_job *j) { return ((size_t)j->g.s.out_c + j->nr - 1) / j->nr; }
 static size_t dy_bytes(const wgrad_job *j) {
   return panels(j) * j->nr * j->ppt * 2 * j->g.out_rows * sizeof(int16_t);
 }
 
-/* d[2 i] = a[i], d[2 i + 1] = b[i]: a plain loop the compiler turns into
- * word unpacks (SSE2 too). */
-static void interleave_s16(size_t n, const int16_t *restrict a, const int16_t *restrict b,
-                           int16_t *restrict d) {
-  for (size_t i = 0; i < n; i++) {
-    d[2 * i] = a[i];
-    d[2 * i + 1] = b[i];
-  }
-}
-
-/* dy of samples a and b (b NULL: zero, Co zeros, for each pixel) as K
- * groups g0.. of the packed B at d whose panels are `groups` groups long:
- * group g0 + px of panel q holds, for its NR columns c, (a[px][q NR + c],
- * b[px][q NR + c]), columns past Co zero. */
-static void pack_dy(const wgrad_job *j, const int16_t *a, const int16_t *b, const int16_t *zero,
-                    size_t groups, size_t g0, int16_t *d) {
+/* dy of samples a and b (b NULL: a zero sample) as K groups g0.. of the
+ * packed B at d whose panels are `groups` groups long: group g0 + px of
+ * panel q holds, for its NR columns c, (a[px][q NR + c], b[px][q NR + c]),
+ * columns past Co zero (the table's interleave_rows_s16, a panel a call). */
+static void pack_dy(const wgrad_job *j, const int16_t *a, const int16_t *b, size_t groups,
+                    size_t g0, int16_t *d) {
+  const i8t_interleave_rows_s16_fn interleave = i8t_kernels()->interleave_rows_s16.run;
   size_t Co = (size_t)j->g.s.out_c, nr = j->nr, pixels = j->g.out_rows;
   for (size_t q = 0; q < panels(j); q++) {
     size_t c0 = q * nr, w = I8T_MIN(nr, Co - c0);
-    int16_t *dq = d + (q * groups + g0) * nr * 2;
-    for (size_t px = 0; px < pixels; px++, dq += 2 * nr) {
-      interleave_s16(w, a + px * Co + c0, b ? b + px * Co + c0 : zero, dq);
-      if (w < nr) memset(dq + 2 * w, 0, 2 * (nr - w) * sizeof *dq);
-    }
+    interleave(pixels, w, nr, a + c0, b ? b + c0 : NULL, Co, d + (q * groups + g0) * nr * 2,
+               2 * nr);
   }
 }
 
@@ -213,10 +200,8 @@ static void wgrad_task(void *arg, size_t task, int worker) {
   int16_t *dy = (int16_t *)(void *)(img + copies_bytes(j));
   const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
   uint8_t *prow = (uint8_t *)(rows + 2 * j->M);
-  int16_t *zero = (int16_t *)(void *)(prow + I8T_ROUND_UP(2 * padded_cols(j) * p->C, 2));
   memset(img, 0, pairs * p->pair_bytes);
   memset(prow, j->zp, 2 * padded_cols(j) * p->C);
-  memset(zero, 0, Co * sizeof *zero);
   row_pointers(j, img, rows);
   /* One GEMM for all pairs, or one per pair (ppg is SIZE_MAX or 1), each
    * with its own packed B: K / 2 = its pairs' pixels per panel. */
@@ -227,7 +212,7 @@ static void wgrad_task(void *arg, size_t task, int worker) {
     int second = a + 1 < n1;
     fill_pair(j, j->x + a * in_px, second ? j->x + (a + 1) * in_px : NULL, prow,
               img + i * p->pair_bytes);
-    pack_dy(j, j->dy + a * out_px, second ? j->dy + (a + 1) * out_px : NULL, zero, groups,
+    pack_dy(j, j->dy + a * out_px, second ? j->dy + (a + 1) * out_px : NULL, groups,
             (i % per_gemm) * g->out_rows, dy + i / per_gemm * gemm_b);
   }
   int64_t *acc = nn_scratch(j->ws, worker, NN_SLOT_C);
@@ -290,8 +275,7 @@ i8t_status nn_wgrad_implicit(i8t_workspace *ws, const i8t_conv_shape *s, const i
   i8t_status st;
   if ((st = nn_reserve(ws, NN_SLOT_A, copies_bytes(&j) + dy_bytes(&j))) ||
       (st = nn_reserve(ws, NN_SLOT_B, 2 * j.M * sizeof(void *) +
-                                          I8T_ROUND_UP(2 * padded_cols(&j) * j.p.C, 2) +
-                                          Co * sizeof(int16_t))) ||
+                                          2 * padded_cols(&j) * j.p.C)) ||
       (st = nn_reserve(ws, NN_SLOT_C, j.M * Co * sizeof(int64_t))))
     return st;
   j.row_used = malloc(j.p.rows);
