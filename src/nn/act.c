@@ -166,8 +166,8 @@ static inline int channel_range(const float *mul, const float *add, int relu,
 void i8t_sum_act_range_from_extremes(const float *mul, const float *add, int relu,
                                      i8t_act_shape shape, const uint8_t *sample_min,
                                      const uint8_t *sample_max, float *out_min, float *out_max) {
-  /* Independent min / max chains over the channels: one chain's latency
-   * bound the loop (a tenth of Range BN's forward at 7x7x512). */
+  /* Independent min / max chains over the channels: with a single chain its
+   * latency bounded the loop (a tenth of Range BN's forward at 7x7x512). */
   enum { LANES = 16 };
   const size_t C = shape.channels, whole = C / LANES * LANES;
   for (size_t n = 0; n < shape.batch; n++) {

@@ -578,8 +578,8 @@ static const float *rep(const u8_bwd_job *j, int which) {
  * versions keep them in registers over the rows). */
 static void segment_sums(const u8_bwd_job *j, const segment *s, size_t o) {
   i8t_kernels()->bn_col_sums.run(s->hi - s->lo, j->C, j->C, j->g + s->lo * j->C,
-                                 j->x + s->lo * j->C, j->red.sg + o, j->red.sgq + o, j->red.sq + o, j->red.gmin + o,
-                                 j->red.gmax + o);
+                                 j->x + s->lo * j->C, j->red.sg + o, j->red.sgq + o,
+                                 j->red.sq + o, j->red.gmin + o, j->red.gmax + o);
 }
 
 /* The segment's extremes per channel and the first row holding each: lanes
