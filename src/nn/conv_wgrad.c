@@ -154,6 +154,21 @@ static void fill_pair(const wgrad_job *j, const uint8_t *a, const uint8_t *b, ui
   }
 }
 
+/* The padding rows of the pair copies at pc that some tap reads, zeroed
+ * (x - zp of the zero point): fill_pair writes every other row a tap reads,
+ * and rows and copies no tap reads are never read (zeroing whole copies was
+ * the pass's largest memset). */
+static void zero_padding_rows(const wgrad_job *j, char *pc) {
+  const pair_geom *p = &j->p;
+  size_t pad = (size_t)j->g.s.pad, h = (size_t)j->g.s.in_h;
+  for (size_t phase = 0; phase < p->stride; phase++) {
+    if (!j->used[phase]) continue;
+    for (size_t py = 0; py < p->rows; py++)
+      if ((py < pad || py >= pad + h) && j->row_used[py])
+        memset(pc + phase * p->copy_bytes + py * p->row_bytes, 0, p->row_bytes);
+  }
+}
+
 /* The M row pointers into the first pair copy at img: row (ky, kx, c). */
 static void row_pointers(const wgrad_job *j, const char *img, const void **rows) {
   const pair_geom *p = &j->p;
@@ -200,7 +215,7 @@ static void wgrad_task(void *arg, size_t task, int worker) {
   int16_t *dy = (int16_t *)(void *)(img + copies_bytes(j));
   const void **rows = nn_scratch(j->ws, worker, NN_SLOT_B);
   uint8_t *prow = (uint8_t *)(rows + 2 * j->M);
-  memset(img, 0, pairs * p->pair_bytes);
+  for (size_t i = 0; i < pairs; i++) zero_padding_rows(j, img + i * p->pair_bytes);
   memset(prow, j->zp, 2 * padded_cols(j) * p->C);
   row_pointers(j, img, rows);
   /* One GEMM for all pairs, or one per pair (ppg is SIZE_MAX or 1), each
