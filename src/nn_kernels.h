@@ -104,6 +104,15 @@ static inline void i8t_quantize_s8s16_one(const float *v, const float *cs, float
   q16[i] = (int16_t)i8t_stochastic_floor(v[i] * inv16, u16, -32767.0f, 32767.0f);
 }
 
+/* One row of interleave_rows_s16 (kernel_table.h) from pair c on: the
+ * portable kernel (c = 0) and the vector kernels' tails. */
+static inline void i8t_interleave_row_s16_from(size_t c, size_t w, size_t pairs,
+                                               const int16_t *restrict a,
+                                               const int16_t *restrict b, int16_t *restrict d) {
+  for (; c < w; c++) d[2 * c] = a[c], d[2 * c + 1] = b ? b[c] : 0;
+  for (c = 2 * w; c < 2 * pairs; c++) d[c] = 0;
+}
+
 /* Element i of a gradient span (kernel_table.h, i8t_grad_span): the portable
  * kernels and the vector kernels' tails. v starts at 0.0f so that a -0 term
  * gives +0, as the sum of separate passes over a zeroed buffer did. */

@@ -278,11 +278,7 @@ void I8T_NN_FN(i8t_col2im_s32)(const i8t_col2im_geom *g, const int32_t *cols, si
 #ifndef I8T_NN_X86_QUANTIZE /* x86: src/x86/x86_elementwise_template.h */
 void I8T_NN_FN(i8t_interleave_rows_s16)(size_t rows, size_t w, size_t pairs, const int16_t *a,
                                         const int16_t *b, size_t lda, int16_t *d, size_t ldd) {
-  for (size_t r = 0; r < rows; r++) {
-    const int16_t *restrict ar = a + r * lda, *restrict br = b ? b + r * lda : NULL;
-    int16_t *restrict dr = d + r * ldd;
-    for (size_t c = 0; c < w; c++) dr[2 * c] = ar[c], dr[2 * c + 1] = br ? br[c] : 0;
-    for (size_t c = 2 * w; c < 2 * pairs; c++) dr[c] = 0;
-  }
+  for (size_t r = 0; r < rows; r++)
+    i8t_interleave_row_s16_from(0, w, pairs, a + r * lda, b ? b + r * lda : NULL, d + r * ldd);
 }
 #endif

@@ -287,8 +287,7 @@ void I8T_X86_NAME(i8t_interleave_rows_s16)(size_t rows, size_t w, size_t pairs,
     int16_t *dr = d + r * ldd;
     size_t c = 0;
     for (; c + 16 <= w; c += 16) interleave16_s16(ar + c, br ? br + c : NULL, dr + 2 * c);
-    for (; c < w; c++) dr[2 * c] = ar[c], dr[2 * c + 1] = br ? br[c] : 0;
-    for (c = 2 * w; c < 2 * pairs; c++) dr[c] = 0;
+    i8t_interleave_row_s16_from(c, w, pairs, ar, br, dr);
   }
 }
 
