@@ -54,6 +54,10 @@ static i8t_status check_dims(size_t rows, size_t channels) {
 /* boundary and holds at most 32768 rows (int32 sums of u8 x s8 products).  */
 /* ------------------------------------------------------------------------ */
 
+/* Rows whose int32 sums of u8 x s8 products cannot overflow (255 * 128 *
+ * 32768 < 2^31): a segment's most, and the channel split's sums' pieces. */
+enum { SUM_ROWS = 32768 };
+
 typedef struct segment {
   size_t lo, hi, chunk, sample;
 } segment;
@@ -76,7 +80,7 @@ enum { SEGMENTS_F32 = 32, SEGMENTS_U8 = 16 };
 static i8t_status segments_make(size_t rows, size_t chunks, size_t spatial, size_t target,
                                 segments *out) {
   size_t per = (rows + target - 1) / target;
-  per = per < 64 ? 64 : per > 32768 ? 32768 : per;
+  per = per < 64 ? 64 : per > SUM_ROWS ? SUM_ROWS : per;
   size_t cap = rows / per + 2 * chunks + (spatial ? rows / spatial : 0) + 2;
   out->seg = malloc(cap * sizeof *out->seg);
   if (!out->seg) return i8t_error(I8T_ERR_NO_MEMORY, "norm segments");
@@ -756,13 +760,15 @@ static i8t_status quantize_values(const u8_bwd_job *j, const float *v, const flo
 /* Range BN, a segment of at most ROUTE_SPAN values: its chunk's terms added
  * straight into v (the whole segment from row lo), max then min per
  * channel, no sort. */
-static void add_routes_direct(const u8_bwd_job *j, const segment *s, float *v) {
-  const size_t C = j->C, rows = s->hi - s->lo;
-  const uint32_t *amax = j->amax + s->chunk * C, *amin = j->amin + s->chunk * C;
+static void add_routes_direct(const u8_bwd_job *j, const segment *s, float *restrict v) {
+  const size_t C = j->C, lo = s->lo, rows = s->hi - lo;
+  /* Locals, restrict: stores to v would otherwise reload j's fields. */
+  const uint32_t *restrict amax = j->amax + s->chunk * C, *restrict amin = j->amin + s->chunk * C;
+  const float *restrict route = j->route;
   for (size_t c = 0; c < C; c++) {
-    size_t dx = amax[c] - s->lo, dn = amin[c] - s->lo; /* wrap above rows when below lo */
-    if (dx < rows) v[dx * C + c] += j->route[c];
-    if (dn < rows) v[dn * C + c] += -j->route[c];
+    size_t dx = amax[c] - lo, dn = amin[c] - lo; /* wrap above rows when below lo */
+    if (dx < rows) v[dx * C + c] += route[c];
+    if (dn < rows) v[dn * C + c] += -route[c];
   }
 }
 
@@ -981,6 +987,20 @@ static void norm_coef_task(void *arg, size_t t, int worker) {
   norm_coef_routed_bound(cj, c0, c1);
 }
 
+/* The channel split's sums take consecutive segments together until they
+ * hold SPAN_ROWS rows (without passing SUM_ROWS): a segment can be a few
+ * rows (ResNet-18's 7x7x512 at batch 8: 16 chunks of 24 rows), and one call
+ * per segment cost more than its rows. A span of a 64-channel block stays
+ * in L1 for the segments' extremes that follow. Returns the span's end. */
+enum { SPAN_ROWS = 128 };
+static size_t sum_span_end(const segments *sg, size_t i) {
+  const size_t lo = sg->seg[i].lo;
+  size_t e = i + 1;
+  while (e < sg->count && sg->seg[e - 1].hi - lo < SPAN_ROWS && sg->seg[e].hi - lo <= SUM_ROWS)
+    e++;
+  return e;
+}
+
 /* Split by channels (norm_by_channels): block t's sums and first extremes
  * over every segment, straight into the totals and the chunks' extremes,
  * then the block's coefficients, in one task. */
@@ -998,23 +1018,28 @@ static void norm_channel_task(void *arg, size_t t, int worker) {
   uint8_t mn[CHANNEL_BLOCK], mx[CHANNEL_BLOCK];
   uint16_t amn[CHANNEL_BLOCK], amx[CHANNEL_BLOCK]; /* a segment's rows: < 2^15 */
   for (size_t c = 0; c < n; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
-  for (size_t i = 0; i < j->sg->count; i++) {
-    const segment *s = &j->sg->seg[i];
-    const size_t rows = s->hi - s->lo, off = s->lo * C + c0;
-    kt->bn_col_sums.run(rows, n, C, j->g + off, j->x + off, sg, sgq, sq, gmin, gmax);
+  const segments *sgs = j->sg;
+  for (size_t i = 0, e; i < sgs->count; i = e) {
+    e = sum_span_end(sgs, i);
+    const size_t lo = sgs->seg[i].lo, off = lo * C + c0;
+    kt->bn_col_sums.run(sgs->seg[e - 1].hi - lo, n, C, j->g + off, j->x + off, sg, sgq, sq, gmin,
+                        gmax);
     add_into_s64(tsg, sg, n);
     add_into_s64(tsgq, sgq, n);
     add_into_s64(tsq, (const int32_t *)sq, n); /* sum q < 2^23 */
     min_into_s8(tgmin, gmin, n);
     max_into_s8(tgmax, gmax, n);
-    if (!j->range) continue;
-    memset(mn, 255, n), memset(mx, 0, n), memset(amn, 0, sizeof amn), memset(amx, 0, sizeof amx);
-    kt->bn_lane_extremes.run(rows, n, C, 0, j->x + off, mn, mx, amn, amx);
-    for (size_t c = 0; c < n; c++)
-      rmn[c] = (uint32_t)(s->lo + amn[c]), rmx[c] = (uint32_t)(s->lo + amx[c]);
-    fold_chunk_extremes(cj, i, c0, n, mn, mx, rmn, rmx);
-    if (i + 1 == j->sg->count || j->sg->seg[i + 1].chunk != s->chunk) /* the chunk's last */
-      chunk_route_g(cj, s->chunk, c0, n); /* its rows still in L1 when it has one segment */
+    for (size_t k = i; j->range && k < e; k++) { /* the span's rows are in L1 */
+      const segment *s = &sgs->seg[k];
+      const size_t rows = s->hi - s->lo, soff = s->lo * C + c0;
+      memset(mn, 255, n), memset(mx, 0, n), memset(amn, 0, sizeof amn), memset(amx, 0, sizeof amx);
+      kt->bn_lane_extremes.run(rows, n, C, 0, j->x + soff, mn, mx, amn, amx);
+      for (size_t c = 0; c < n; c++)
+        rmn[c] = (uint32_t)(s->lo + amn[c]), rmx[c] = (uint32_t)(s->lo + amx[c]);
+      fold_chunk_extremes(cj, k, c0, n, mn, mx, rmn, rmx);
+      if (k + 1 == sgs->count || sgs->seg[k + 1].chunk != s->chunk) /* the chunk's last */
+        chunk_route_g(cj, s->chunk, c0, n);
+    }
   }
   norm_coef_channels(cj, c0, c0 + n);
   if (j->range) norm_coef_routed_bound(cj, c0, c0 + n);
