@@ -103,7 +103,14 @@ typedef struct i8t_ukernel_args {
   const void *const *a_rows;
   size_t a_tap_bytes, a_tap_groups;
   size_t a_block_taps, a_block_tap, a_block_skip;
+  /* Optional (NULL: none; int32 C only): the running extremes of the values
+   * stored, I8T_RANGE_LANES lane-wise minimums then as many maximums: the
+   * kernel folds every stored value into one of its first vector-width
+   * lanes of each half (the driver's per-group ranges, i8t_gemm_row_ranges,
+   * without a pass over C). */
+  int32_t *range;
 } i8t_ukernel_args;
+enum { I8T_RANGE_LANES = 16 };
 typedef void (*i8t_gemm_ukernel_ex_fn)(const i8t_ukernel_args *args);
 
 struct i8t_gemm_ukernel;
@@ -398,6 +405,27 @@ int i8t_gemm_u8s8s32_indirect_ok(size_t N, size_t tap_bytes);
 i8t_status i8t_gemm_u8s8s32_indirect(i8t_context *ctx, size_t M, size_t N,
                                      const i8t_gemm_indirect_a *A, uint8_t a_zero_point,
                                      i8t_matrix B, int32_t *C, size_t ldc);
+
+/* Optional output of the int32 GEMMs: the minimum and maximum of each group
+ * of rows_per_group consecutive rows of C (rows [g * rows_per_group, ...),
+ * the last group possibly shorter; all N columns), into min[g] and max[g].
+ * A convolution asks for its samples' output ranges this way: the
+ * microkernels fold the values as they store them (run_ex), the driver the
+ * rest (tiles across two groups, kernels without run_ex). */
+typedef struct i8t_gemm_row_ranges {
+  size_t rows_per_group;
+  int32_t *min, *max; /* ceil(M / rows_per_group) each */
+} i8t_gemm_row_ranges;
+
+/* i8t_gemm_u8s8s32 and i8t_gemm_u8s8s32_indirect with row ranges (NULL:
+ * none, as the plain ones). */
+i8t_status i8t_gemm_u8s8s32_ranged(i8t_context *ctx, size_t M, size_t N, size_t K,
+                                   i8t_matrix A, uint8_t a_zero_point, i8t_matrix B, int32_t *C,
+                                   size_t ldc, const i8t_gemm_row_ranges *ranges);
+i8t_status i8t_gemm_u8s8s32_indirect_ranged(i8t_context *ctx, size_t M, size_t N,
+                                            const i8t_gemm_indirect_a *A, uint8_t a_zero_point,
+                                            i8t_matrix B, int32_t *C, size_t ldc,
+                                            const i8t_gemm_row_ranges *ranges);
 
 /* Indirect int16 GEMM of the weight gradient (src/nn/conv_wgrad.c): C[M x N]
  * (int64) = (accumulate ? C : 0) + A * B[K x N], row i of A being `taps`

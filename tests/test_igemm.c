@@ -1,6 +1,8 @@
 /* The implicit ("indirect") GEMM of the int8 conv forward: the indirect u8s8
  * GEMM against a plain int64 product (row pointers anywhere, aliased rows,
- * edge tiles, several KC blocks of whole taps, 1-3 threads), and the conv
+ * edge tiles, several KC blocks of whole taps, 1-3 threads), the row ranges
+ * both u8s8 GEMMs can take as they store (groups that tiles straddle, edge
+ * tiles, several KC blocks, 1-3 threads, extreme values), and the conv
  * forward and grad input (its stride-1 transposed convolution over dy + 128),
  * which take it where the kernel can, against direct integer loops on every
  * ISA (the others keep im2col): borders, strides, kernels 1 / 3 / 5, pads
@@ -28,7 +30,35 @@ static int64_t indirect_ref(const void *const *rows, size_t taps, size_t tap_byt
   return acc;
 }
 
-/* ctxs: no context (the calling thread) and one of 3 workers. */
+/* Group g's rows [g * rpg, ...) of C (row stride ldc, N columns) against
+ * the ranges a ranged GEMM returned. */
+static void check_row_ranges(const int32_t *c, size_t M, size_t N, size_t ldc, size_t rpg,
+                             const int32_t *mn, const int32_t *mx) {
+  for (size_t g = 0; g * rpg < M; g++) {
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    for (size_t i = g * rpg; i < M && i < (g + 1) * rpg; i++)
+      for (size_t n = 0; n < N; n++) {
+        lo = c[i * ldc + n] < lo ? c[i * ldc + n] : lo;
+        hi = c[i * ldc + n] > hi ? c[i * ldc + n] : hi;
+      }
+    if (mn[g] != lo || mx[g] != hi)
+      fail_msg("row ranges M=%zu N=%zu rows/group=%zu: group %zu got [%d, %d], expected [%d, %d]",
+               M, N, rpg, g, mn[g], mx[g], lo, hi);
+  }
+}
+
+/* Rows per group for the ranged runs: single rows, groups that MR (4, 8 or
+ * 16) straddles, groups that end one row before a tile does (MR - 1), and
+ * one group of all rows. */
+enum { RANGES_CHOICES = 8 };
+static size_t ranges_rows(size_t M, int which) {
+  static const size_t rpg[RANGES_CHOICES - 1] = {1, 3, 5, 7, 13, 15, 49};
+  return which < RANGES_CHOICES - 1 ? rpg[which] : M;
+}
+
+/* ctxs: no context (the calling thread) and one of 3 workers. Each context
+ * runs the plain GEMM and the ranged one (rows per group ranges_rows(M,
+ * which)); both must write the same C. */
 static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, size_t taps,
                                 size_t tap_bytes, int extremes, uint64_t *rng) {
   size_t K = taps * tap_bytes, pitch = tap_bytes + 36, span = taps * pitch + 64;
@@ -44,12 +74,17 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
     b[i] = (int8_t)(extremes ? 127 : test_rand_range(rng, -127, 127));
   for (size_t i = 0; i < M; i++) /* every third row aliases the one before */
     rows[i] = i % 3 == 2 ? rows[i - 1] : img + (size_t)test_rand_range(rng, 0, (int32_t)(7 * span));
-  for (int ci = 0; ci < 2; ci++) {
-    i8t_context *ctx = ctxs[ci];
+  int32_t *mn = malloc(2 * M * sizeof *mn), *mx = mn + M;
+  for (int run = 0; run < 4; run++) {
+    i8t_context *ctx = ctxs[run % 2];
     memset(c, 0x55, M * (N + 3) * sizeof *c);
     i8t_gemm_indirect_a A = {.rows = rows, .taps = taps, .tap_bytes = tap_bytes, .tap_pitch = pitch};
     i8t_matrix B = {b, N, 1};
-    i8t_status st = i8t_gemm_u8s8s32_indirect(ctx, M, N, &A, (uint8_t)zp, B, c, N + 3);
+    size_t rpg = ranges_rows(M, (int)((M + N + taps + (size_t)run) % RANGES_CHOICES));
+    i8t_gemm_row_ranges r = {rpg, mn, mx};
+    i8t_status st =
+        run < 2 ? i8t_gemm_u8s8s32_indirect(ctx, M, N, &A, (uint8_t)zp, B, c, N + 3)
+                : i8t_gemm_u8s8s32_indirect_ranged(ctx, M, N, &A, (uint8_t)zp, B, c, N + 3, &r);
     if (!i8t_gemm_u8s8s32_indirect_ok(N, tap_bytes)) {
       assert_int_equal(st, I8T_ERR_UNSUPPORTED);
     } else {
@@ -63,9 +98,106 @@ static void check_indirect_gemm(i8t_context *const ctxs[2], size_t M, size_t N, 
         }
         for (size_t n = N; n < N + 3; n++) assert_true(c[i * (N + 3) + n] == 0x55555555);
       }
+      if (run >= 2) check_row_ranges(c, M, N, N + 3, rpg, mn, mx);
     }
   }
-  free(img), free(b), free(rows), free(c);
+  free(img), free(b), free(rows), free(c), free(mn);
+}
+
+/* The plain u8s8 GEMM with row ranges (the im2col route of the conv
+ * forward) against an int64 product: A u8 with a zero point, K of one or
+ * several KC blocks, edge tiles; the calling thread and 3 workers. */
+static void check_ranged_gemm(i8t_context *const ctxs[2], size_t M, size_t N, size_t K,
+                              size_t rpg, int extremes, uint64_t *rng) {
+  uint8_t *a = malloc(M * K);
+  int8_t *b = malloc(K * N);
+  int32_t *c = malloc(M * N * sizeof *c), *mn = malloc(2 * M * sizeof *mn), *mx = mn + M;
+  int zp = extremes ? 0 : test_rand_range(rng, 0, 255);
+  for (size_t i = 0; i < M * K; i++) a[i] = (uint8_t)(extremes ? 255 : test_rand_range(rng, 0, 255));
+  for (size_t i = 0; i < K * N; i++)
+    b[i] = (int8_t)(extremes ? (i % 3 ? -127 : 127) : test_rand_range(rng, -127, 127));
+  for (int ci = 0; ci < 2; ci++) {
+    i8t_matrix A = {a, K, 1}, B = {b, N, 1};
+    i8t_gemm_row_ranges r = {rpg, mn, mx};
+    memset(c, 0x55, M * N * sizeof *c);
+    assert_int_equal(i8t_gemm_u8s8s32_ranged(ctxs[ci], M, N, K, A, (uint8_t)zp, B, c, N, &r),
+                     I8T_OK);
+    for (size_t i = 0; i < M; i++)
+      for (size_t n = 0; n < N; n++) {
+        int64_t want = 0;
+        for (size_t k = 0; k < K; k++) want += (int64_t)(a[i * K + k] - zp) * b[k * N + n];
+        if (c[i * N + n] != want)
+          fail_msg("ranged M=%zu N=%zu K=%zu: C[%zu][%zu] = %d, expected %lld", M, N, K, i, n,
+                   c[i * N + n], (long long)want);
+      }
+    check_row_ranges(c, M, N, N, rpg, mn, mx);
+  }
+  free(a), free(b), free(c), free(mn);
+}
+
+/* Rows whose outputs grow with the row (row i of A all i, zp 0, B all 1:
+ * C[i][n] = K i), so that each group's minimum is its first row and its
+ * maximum its last: a row folded into the wrong group shows. Both GEMMs,
+ * every choice of rows per group, full tiles of both widths. */
+static void check_ranges_at_group_edges(i8t_context *const ctxs[2]) {
+  enum { M = 120, K = 64 };
+  static const size_t Ns[] = {16, 32, 64};
+  uint8_t *a = malloc(M * K);
+  int8_t b[K * 64];
+  const void *rows[M];
+  int32_t *c = malloc(M * 64 * sizeof *c), mn[M], mx[M];
+  for (size_t i = 0; i < M; i++) {
+    memset(a + i * K, (int)i, K);
+    rows[i] = a + i * K;
+  }
+  memset(b, 1, sizeof b);
+  for (size_t n = 0; n < 3; n++)
+    for (int which = 0; which < RANGES_CHOICES; which++)
+      for (int run = 0; run < 4; run++) {
+        const size_t N = Ns[n], rpg = ranges_rows(M, which);
+        i8t_gemm_row_ranges r = {rpg, mn, mx};
+        i8t_matrix A = {a, K, 1}, B = {b, N, 1};
+        i8t_gemm_indirect_a ind = {.rows = rows, .taps = 1, .tap_bytes = K, .tap_pitch = K};
+        i8t_status st =
+            run < 2 ? i8t_gemm_u8s8s32_ranged(ctxs[run % 2], M, N, K, A, 0, B, c, N, &r)
+                    : i8t_gemm_u8s8s32_indirect_ranged(ctxs[run % 2], M, N, &ind, 0, B, c, N, &r);
+        if (run >= 2 && !i8t_gemm_u8s8s32_indirect_ok(N, K)) {
+          assert_int_equal(st, I8T_ERR_UNSUPPORTED);
+          continue;
+        }
+        assert_int_equal(st, I8T_OK);
+        for (size_t g = 0; g * rpg < M; g++) {
+          size_t last = (g + 1) * rpg < M ? (g + 1) * rpg - 1 : M - 1;
+          if (mn[g] != (int32_t)(K * g * rpg) || mx[g] != (int32_t)(K * last))
+            fail_msg("ordered rows, N=%zu rows/group=%zu run %d: group %zu got [%d, %d]", N, rpg,
+                     run, g, mn[g], mx[g]);
+        }
+      }
+  free(a), free(c);
+}
+
+static void check_ranged_gemms(void) {
+  uint64_t rng = 777;
+  static const size_t Ms[] = {1, 37, 98}, Ns[] = {3, 16, 40}, Ks[] = {16, 144, 1100};
+  i8t_context *ctxs[2] = {NULL, NULL};
+  i8t_workspace *ws = test_workspace(3, &ctxs[1]);
+  for (size_t m = 0; m < 3; m++)
+    for (size_t n = 0; n < 3; n++)
+      for (size_t k = 0; k < 3; k++)
+        check_ranged_gemm(ctxs, Ms[m], Ns[n], Ks[k],
+                          ranges_rows(Ms[m], (int)((m + n + k) % RANGES_CHOICES)), 0, &rng);
+  /* Extremes at both ends: all 255 against +-127 over K = 1100. */
+  check_ranged_gemm(ctxs, 49, 32, 1100, 7, 1, &rng);
+  check_ranges_at_group_edges(ctxs);
+  i8t_gemm_row_ranges none = {0, NULL, NULL};
+  uint8_t a[4] = {0};
+  int8_t b[4] = {0};
+  int32_t c[4] = {7, 7, 7, 7};
+  i8t_matrix A = {a, 2, 1}, B = {b, 2, 1};
+  assert_int_equal(i8t_gemm_u8s8s32_ranged(NULL, 2, 2, 2, A, 0, B, c, 2, &none),
+                   I8T_ERR_INVALID_ARG);
+  for (int i = 0; i < 4; i++) assert_int_equal(c[i], 7);
+  test_workspace_free(ws, ctxs[1]);
 }
 
 static void check_indirect_gemms(void) {
@@ -261,6 +393,7 @@ static void indirect_gemm(i8t_isa isa) {
   (void)isa;
   check_indirect_gemms();
   check_indirect_errors();
+  check_ranged_gemms();
 }
 static void conv_forward(i8t_isa isa) { check_conv_shapes(isa); }
 

@@ -54,6 +54,30 @@
 enum { UK_A_PANEL = 0, UK_A_ROWS = 1, UK_A_TAPS = 2 };
 #endif
 
+/* The int32 tile to C: less the column correction, plus C when
+ * accumulating; with FOLD (a constant after inlining) also each stored
+ * value into p->range's lanes (kernel_table.h), so that a tile without it
+ * pays nothing. */
+static inline __attribute__((always_inline)) void UK_CAT(UK_NAME, _store32)(
+    const i8t_ukernel_args *p, i8t_vi acc[UK_MR][UK_NV], const int fold) {
+  i8t_vi sub[UK_NV], lo = vi_set1(INT32_MAX), hi = vi_set1(INT32_MIN);
+  _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
+    sub[v] = p->col_sub ? vi_load(p->col_sub + v * I8T_VLANES) : vi_zero();
+  _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
+    int32_t *cr = p->c32 + (size_t)r * p->ldc;
+    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) {
+      i8t_vi out = vi_sub32(acc[r][v], sub[v]);
+      if (p->accumulate) out = vi_add32(out, vi_load(cr + v * I8T_VLANES));
+      vi_store(cr + v * I8T_VLANES, out);
+      if (fold) lo = vi_min32(lo, out), hi = vi_max32(hi, out);
+    }
+  }
+  if (fold) {
+    vi_store(p->range, vi_min32(lo, vi_load(p->range)));
+    vi_store(p->range + I8T_RANGE_LANES, vi_max32(hi, vi_load(p->range + I8T_RANGE_LANES)));
+  }
+}
+
 /* The whole tile: inlined into both entry points, so that the packed-A
  * strides of UK_NAME are compile-time constants; `mode` (a constant at each
  * call) selects the addressing of A, so that run_ex holds one whole tile
@@ -93,17 +117,10 @@ static inline __attribute__((always_inline)) void UK_TILE(const i8t_ukernel_args
     }
     return;
   }
-  i8t_vi sub[UK_NV];
-  _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++)
-    sub[v] = p->col_sub ? vi_load(p->col_sub + v * I8T_VLANES) : vi_zero();
-  _Pragma("GCC unroll 32") for (int r = 0; r < UK_MR; r++) {
-    int32_t *cr = p->c32 + (size_t)r * p->ldc;
-    _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; v++) {
-      i8t_vi out = vi_sub32(acc[r][v], sub[v]);
-      if (p->accumulate) out = vi_add32(out, vi_load(cr + v * I8T_VLANES));
-      vi_store(cr + v * I8T_VLANES, out);
-    }
-  }
+  if (p->range)
+    UK_CAT(UK_NAME, _store32)(p, acc, 1);
+  else
+    UK_CAT(UK_NAME, _store32)(p, acc, 0);
 }
 
 void UK_NAME(size_t kc, const void *a_packed, const void *b_packed, int32_t *c, size_t ldc,
