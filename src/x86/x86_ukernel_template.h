@@ -6,7 +6,8 @@
  * row one 32-bit broadcast of A and NV dot steps acc += a * b. The dot step is
  * the only ISA-specific part: vpmaddwd + vpaddd (AVX2), vpdpbusd or vpdpwssd
  * (AVX-512 VNNI). The tile is stored to int32 C (optionally adding C and
- * subtracting a per-column term) or widened into int64 C.
+ * subtracting a per-column term, and folding the stored values into the
+ * driver's range lanes: i8t_ukernel_args.range) or widened into int64 C.
  *
  * A comes from a packed panel or a row-major source (UK_A_PANEL), through MR
  * row pointers in taps (UK_A_ROWS: the implicit-GEMM convolutions), or from
