@@ -351,8 +351,9 @@ typedef struct fwd_job {
   const float *col_scale;
   size_t ncs;
   float *smin, *smax;
-  /* [2 x batch]: the samples' int32 minimums, then maximums, when the GEMM
-   * takes them as it stores (one column scale), else NULL */
+  /* [2 x batch] with one column scale, else NULL: room for the samples'
+   * int32 minimums, then maximums, where forward_block has the GEMM take
+   * them as it stores */
   int32_t *ext;
   nn_fused_u8 out; /* i8t_conv2d_forward_u8's u8 output */
   nn_errors err;
