@@ -359,21 +359,13 @@ typedef struct fwd_job {
   nn_errors err;
 } fwd_job;
 
-/* Real-valued min and max from the int32 ones, with one scale (which may
- * be negative: then they swap). */
-static void scaled_range(int32_t mn, int32_t mx, float scale, float *lo, float *hi) {
-  float a = (float)mn * scale, b = (float)mx * scale;
-  *lo = a < b ? a : b;
-  *hi = a < b ? b : a;
-}
-
 /* Real-valued min and max of one sample's int32 output block. */
 static void sample_range(const int32_t *y, size_t rows, size_t C, const float *col_scale,
                          size_t ncs, float *lo, float *hi) {
   if (ncs == 1) {
     int32_t mn, mx;
     i8t_kernels()->minmax_s32.run(rows * C, y, &mn, &mx); /* rows * C > 0 */
-    scaled_range(mn, mx, col_scale[0], lo, hi);
+    nn_scaled_range(mn, mx, col_scale[0], lo, hi);
     return;
   }
   float mn = INFINITY, mx = -INFINITY;
@@ -574,7 +566,7 @@ static i8t_status forward_block(fwd_job *j, size_t n0, size_t n1, uint8_t *cols,
   }
   if (st) return st;
   for (size_t n = n0; ranged && n < n1; n++)
-    scaled_range(j->ext[n], j->ext[batch + n], j->col_scale[0], &j->smin[n], &j->smax[n]);
+    nn_scaled_range(j->ext[n], j->ext[batch + n], j->col_scale[0], &j->smin[n], &j->smax[n]);
   if (!padded_out && (!j->smin || ranged) && !j->out.q) return I8T_OK;
   fwd_finish f = {j, n0, padded_out ? out : NULL, y, ranged};
   i8t_parallel_for(ctx, n1 - n0, forward_finish_task, &f);

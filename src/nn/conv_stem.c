@@ -85,9 +85,9 @@ static void prepare_weights(const int8_t *w, size_t C, uint8_t zp, int8_t *wq, i
 
 /* The sample's real output range from each channel's integer extremes:
  * with one scale, as conv.c's sample_range (the integer extremes, then
- * scaled); with per-channel scales (positive normal floats: x -> x * s is
- * monotone and never gives -0), the extremes of each channel's scaled
- * extremes, which are the extremes of the scaled values. */
+ * nn_scaled_range); with per-channel scales (positive normal floats:
+ * x -> x * s is monotone and never gives -0), the extremes of each
+ * channel's scaled extremes, which are the extremes of the scaled values. */
 static void sample_range(const int32_t *mn, const int32_t *mx, size_t C, const float *cs,
                          size_t ncs, float *lo, float *hi) {
   if (ncs == 1) {
@@ -96,9 +96,7 @@ static void sample_range(const int32_t *mn, const int32_t *mx, size_t C, const f
       a = mn[c] < a ? mn[c] : a;
       b = mx[c] > b ? mx[c] : b;
     }
-    float fa = (float)a * cs[0], fb = (float)b * cs[0];
-    *lo = fa < fb ? fa : fb;
-    *hi = fa < fb ? fb : fa;
+    nn_scaled_range(a, b, cs[0], lo, hi);
     return;
   }
   float l = INFINITY, h = -INFINITY;

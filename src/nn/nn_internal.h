@@ -102,6 +102,14 @@ i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const flo
                               i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
                               float *v);
 
+/* A convolution output's real min and max from its int32 ones, with one
+ * column scale (which may be negative: then they swap). */
+static inline void nn_scaled_range(int32_t mn, int32_t mx, float scale, float *lo, float *hi) {
+  float a = (float)mn * scale, b = (float)mx * scale;
+  *lo = a < b ? a : b;
+  *hi = a < b ? b : a;
+}
+
 /* The u8 output of a convolution forward fused to it (i8t_conv2d_forward_u8,
  * on the stem's kernels or the GEMM path): each sample's int32 block,
  * recomputed in cache, requantized into q with qp and r (q NULL: no u8

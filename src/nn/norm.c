@@ -843,22 +843,38 @@ static void max_into_s8(int8_t *restrict d, const int8_t *restrict s, size_t n) 
   for (size_t i = 0; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
 }
 
+/* The totals of channels [c0, c0 + n) set to their starting values. */
+static void totals_reset(const coef_job *cj, size_t c0, size_t n) {
+  const size_t C = cj->C;
+  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
+  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
+  for (size_t c = 0; c < n; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+}
+
+/* One piece of rows' sums and g extremes of channels [c0, c0 + n) into the
+ * totals. */
+static void totals_add(const coef_job *cj, size_t c0, size_t n, const int32_t *sg,
+                       const int32_t *sgq, const uint32_t *sq, const int8_t *gmin,
+                       const int8_t *gmax) {
+  const size_t C = cj->C;
+  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
+  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
+  add_into_s64(tsg, sg, n);
+  add_into_s64(tsgq, sgq, n);
+  add_into_s64(tsq, (const int32_t *)sq, n); /* sum q < 2^23 */
+  min_into_s8(tgmin, gmin, n);
+  max_into_s8(tgmax, gmax, n);
+}
+
 /* The segments' sums of channels [c0, c1), segment by segment (contiguous
  * runs of [segments x C]). */
 static void norm_coef_totals(const coef_job *cj, size_t c0, size_t c1) {
-  const size_t C = cj->C;
   const u8_red *red = &cj->j->red;
-  int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
-  int8_t *tgmin = (int8_t *)(tsg + 3 * C), *tgmax = tgmin + C;
-  for (size_t c = c0; c < c1; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
   const size_t n = c1 - c0;
+  totals_reset(cj, c0, n);
   for (size_t t = 0; t < cj->j->sg->count; t++) {
-    const size_t o = t * C + c0;
-    add_into_s64(tsg + c0, red->sg + o, n);
-    add_into_s64(tsgq + c0, red->sgq + o, n);
-    add_into_s64(tsq + c0, (const int32_t *)(red->sq + o), n); /* sum q < 2^23 */
-    min_into_s8(tgmin + c0, red->gmin + o, n);
-    max_into_s8(tgmax + c0, red->gmax + o, n);
+    const size_t o = t * cj->C + c0;
+    totals_add(cj, c0, n, red->sg + o, red->sgq + o, red->sq + o, red->gmin + o, red->gmax + o);
   }
 }
 
@@ -1010,25 +1026,19 @@ static void norm_channel_task(void *arg, size_t t, int worker) {
   const u8_bwd_job *j = cj->j;
   const i8t_kernel_table *kt = i8t_kernels();
   const size_t C = cj->C, c0 = t * CHANNEL_BLOCK, n = CHANNEL_BLOCK;
-  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
-  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
   int32_t sg[CHANNEL_BLOCK], sgq[CHANNEL_BLOCK];
   uint32_t sq[CHANNEL_BLOCK], rmn[CHANNEL_BLOCK], rmx[CHANNEL_BLOCK];
   int8_t gmin[CHANNEL_BLOCK], gmax[CHANNEL_BLOCK];
   uint8_t mn[CHANNEL_BLOCK], mx[CHANNEL_BLOCK];
   uint16_t amn[CHANNEL_BLOCK], amx[CHANNEL_BLOCK]; /* a segment's rows: < 2^15 */
-  for (size_t c = 0; c < n; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  totals_reset(cj, c0, n);
   const segments *sgs = j->sg;
   for (size_t i = 0, e; i < sgs->count; i = e) {
     e = sum_span_end(sgs, i);
     const size_t lo = sgs->seg[i].lo, off = lo * C + c0;
     kt->bn_col_sums.run(sgs->seg[e - 1].hi - lo, n, C, j->g + off, j->x + off, sg, sgq, sq, gmin,
                         gmax);
-    add_into_s64(tsg, sg, n);
-    add_into_s64(tsgq, sgq, n);
-    add_into_s64(tsq, (const int32_t *)sq, n); /* sum q < 2^23 */
-    min_into_s8(tgmin, gmin, n);
-    max_into_s8(tgmax, gmax, n);
+    totals_add(cj, c0, n, sg, sgq, sq, gmin, gmax);
     for (size_t k = i; j->range && k < e; k++) { /* the span's rows are in L1 */
       const segment *s = &sgs->seg[k];
       const size_t rows = s->hi - s->lo, soff = s->lo * C + c0;
