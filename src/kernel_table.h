@@ -222,11 +222,13 @@ typedef void (*i8t_affine_s8_f32_fn)(size_t n, const int8_t *g, const float *a,
                                      const float *b, float *v);
 typedef void (*i8t_add_centered_u8_f32_fn)(size_t n, const uint8_t *x, const float *e,
                                            const float *qbar, float *v);
-/* BN backward's two stochastic error operands from one hash per element,
- * h = i8t_rng_hash(noise.key, noise.ctr + i): q8 = floor(clamp(w * inv8 + u,
- * -127, 127)), w = cs ? v * cs : v, u = (h >> 8) / 2^24; q16 = floor(clamp(
- * v * inv16 + u', -32767, 32767)), u' = (h & 255) / 256, the hash's other
- * bits (i8t_quantize_s8s16_one in src/nn_kernels.h is the rule). */
+/* BN backward's two stochastic error operands from 16 random bits per
+ * element, b = i8t_rng_pair_bits(noise.key, noise.ctr + i) (one hash per two
+ * elements): q8 = floor(clamp(w * inv8 + (b >> 8) / 256, -127, 127)), w = cs
+ * ? v * cs : v; q16 = floor(clamp(v * inv16 + (b & 255) / 256, -32767,
+ * 32767)). Independent bytes, so the two roundings are independent draws; 8
+ * bits bound the rounding's bias by 1/256 of a step. i8t_quantize_s8s16_one
+ * in src/nn_kernels.h is the rule. */
 typedef void (*i8t_quantize_f32_s8s16_fn)(size_t n, const float *v, const float *cs, float inv8,
                                           float inv16, i8t_noise noise, int8_t *q8,
                                           int16_t *q16);

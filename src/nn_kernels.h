@@ -86,7 +86,7 @@
  * floor(t)), in fewer vector operations (no compare and select). */
 static inline int32_t i8t_stochastic_floor(float t, float u, float lo, float hi) {
   float r = t + u;
-  r = r < lo ? lo : r;
+  r = r >= lo ? r : lo; /* NaN gives lo: defined, and what the vector clamp gives */
   r = r > hi ? hi : r;
   /* floor of a value in int32 range without a libm call (floorf is one in
    * baseline x86 builds): truncate, minus 1 where that rounded up. */
@@ -94,14 +94,20 @@ static inline int32_t i8t_stochastic_floor(float t, float u, float lo, float hi)
   return i - (r < (float)i);
 }
 
+static inline void i8t_quantize_s8s16_bits(const float *v, const float *cs, float inv8,
+                                           float inv16, uint32_t bits, size_t i, int8_t *q8,
+                                           int16_t *q16) {
+  float w = cs ? v[i] * cs[i] : v[i];
+  float u8 = (float)(bits >> 8) * (1.0f / 256.0f), u16 = (float)(bits & 255u) * (1.0f / 256.0f);
+  q8[i] = (int8_t)i8t_stochastic_floor(w * inv8, u8, -127.0f, 127.0f);
+  q16[i] = (int16_t)i8t_stochastic_floor(v[i] * inv16, u16, -32767.0f, 32767.0f);
+}
+
 static inline void i8t_quantize_s8s16_one(const float *v, const float *cs, float inv8,
                                           float inv16, i8t_noise noise, size_t i, int8_t *q8,
                                           int16_t *q16) {
-  uint32_t h = i8t_rng_hash(noise.key, noise.ctr + (uint32_t)i);
-  float w = cs ? v[i] * cs[i] : v[i];
-  float u8 = (float)(h >> 8) * (1.0f / 16777216.0f), u16 = (float)(h & 255u) * (1.0f / 256.0f);
-  q8[i] = (int8_t)i8t_stochastic_floor(w * inv8, u8, -127.0f, 127.0f);
-  q16[i] = (int16_t)i8t_stochastic_floor(v[i] * inv16, u16, -32767.0f, 32767.0f);
+  uint32_t bits = i8t_rng_pair_bits(noise.key, noise.ctr + (uint32_t)i);
+  i8t_quantize_s8s16_bits(v, cs, inv8, inv16, bits, i, q8, q16);
 }
 
 /* One row of interleave_rows_s16 (kernel_table.h) from pair c on: the

@@ -28,6 +28,19 @@ static inline float i8t_rng_uniform(uint32_t key, uint32_t ctr) {
   return (float)(i8t_rng_hash(key, ctr) >> 8) * (1.0f / 16777216.0f);
 }
 
+/* 16 random bits for element counter c from a hash shared by the pair (c
+ * even, c + 1): the low half for the even element, the high half for the odd
+ * one. Half as many hashes as i8t_rng_hash per element, for kernels that need
+ * no more than 16 bits per element; the vector kernels take the halves of a
+ * vector of pair hashes with one zero-extension each. The key is xored with
+ * a constant so that pair counters (c / 2) never meet the per-element
+ * counters of a stream with the same key. */
+#define I8T_RNG_PAIR_DOMAIN 0x5851F42Du
+static inline uint32_t i8t_rng_pair_bits(uint32_t key, uint32_t c) {
+  uint32_t h = i8t_rng_hash(key ^ I8T_RNG_PAIR_DOMAIN, c >> 1);
+  return c & 1u ? h >> 16 : h & 0xFFFFu;
+}
+
 /* Key of one call from the user's 64-bit seed and the high half of the counter. */
 static inline uint32_t i8t_rng_key(uint64_t seed, uint32_t ctr_high) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(ctr_high + 1u);

@@ -387,13 +387,14 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   free(v1), free(v2), free(m), free(a), free(y), free(q8), free(x);
 }
 
-/* BN backward's s8 + s16 errors from one hash: bit-identical across ISAs;
- * both follow floor(clamp(t + u)) with the hash's high 24 bits (s8, on
- * v * cs) and its low byte (s16), written out here; both roundings are
- * unbiased and their draws independent. */
+/* BN backward's s8 + s16 errors, one hash per two elements: bit-identical
+ * across ISAs; both follow floor(clamp(t + u)) with an element's high byte
+ * of 16 random bits (s8, on v * cs) and its low byte (s16), written out
+ * here (NaN clamps to -lim); both roundings are unbiased and their draws
+ * independent. */
 static int32_t floor_of_clamped(float t, float u, float lim) {
   float r = t + u;
-  if (r < -lim) r = -lim;
+  if (!(r >= -lim)) r = -lim;
   if (r > lim) r = lim;
   return (int32_t)floorf(r);
 }
@@ -406,35 +407,57 @@ static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, si
   adversarial_fill(v, n, &rng);
   for (size_t i = 0; i < n; i++) cs[i] = i % 7 == 0 ? -0.0f : test_rand_float(&rng, -2.0f, 2.0f);
   const float inv8 = 127.0f / 30.0f, inv16 = 32767.0f / 30.0f;
-  const i8t_noise noise = {1, 0x2545F491u, 0xFFFFFF00u}; /* the counter wraps inside */
-  for (int with_cs = 0; with_cs < 2; with_cs++) {
-    const float *c = with_cs ? cs : NULL;
+  /* Both counters wrap inside the larger sizes; the odd one starts in the
+   * middle of a pair, the even one at its first half. */
+  const uint32_t starts[2] = {0xFFFFFF00u, 0xFFFFF701u};
+  for (int si = 0; si < 4; si++) {
+    const float *c = si & 1 ? cs : NULL;
+    const i8t_noise noise = {1, 0x2545F491u, starts[si >> 1]};
     t->quantize_f32_s8s16.run(n, v, c, inv8, inv16, noise, a8, a16);
     g->quantize_f32_s8s16.run(n, v, c, inv8, inv16, noise, b8, b16);
     assert_memory_equal(a8, b8, n);
     assert_memory_equal(a16, b16, n * 2);
-    for (size_t i = 0; i < n; i++) {
-      uint32_t h = i8t_rng_hash(noise.key, noise.ctr + (uint32_t)i);
+    for (size_t i = 0; i < n; i++) { /* the rule, written out: one hash per counter pair */
+      uint32_t ctr = noise.ctr + (uint32_t)i;
+      uint32_t h = i8t_rng_hash(noise.key ^ I8T_RNG_PAIR_DOMAIN, ctr >> 1);
+      uint32_t bits = ctr & 1u ? h >> 16 : h & 0xFFFFu;
       float x8 = (c ? v[i] * c[i] : v[i]) * inv8, x16 = v[i] * inv16;
-      float u8 = (float)(h >> 8) / 16777216.0f, u16 = (float)(h & 255u) / 256.0f;
-      if (x8 == x8) assert_int_equal(a8[i], (int8_t)floor_of_clamped(x8, u8, 127.0f));
-      if (x16 == x16) assert_int_equal(a16[i], (int16_t)floor_of_clamped(x16, u16, 32767.0f));
+      float u8 = (float)(bits >> 8) / 256.0f, u16 = (float)(bits & 255u) / 256.0f;
+      assert_int_equal(a8[i], (int8_t)floor_of_clamped(x8, u8, 127.0f));
+      assert_int_equal(a16[i], (int16_t)floor_of_clamped(x16, u16, 32767.0f));
+    }
+    /* Split at an odd element (as threads split a tensor): the same bytes. */
+    size_t k = n / 3 | 1;
+    if (k < n) {
+      i8t_noise rest = noise;
+      rest.ctr += (uint32_t)k;
+      t->quantize_f32_s8s16.run(k, v, c, inv8, inv16, noise, b8, b16);
+      t->quantize_f32_s8s16.run(n - k, v + k, c ? c + k : NULL, inv8, inv16, rest, b8 + k,
+                                b16 + k);
+      assert_memory_equal(a8, b8, n);
+      assert_memory_equal(a16, b16, n * 2);
     }
   }
+  const i8t_noise noise = {1, 0x2545F491u, starts[0]};
   if (n >= 2048) { /* x.3 in s16 steps, x.5 in s8 steps */
     for (size_t i = 0; i < n; i++) v[i] = 10.3f / inv16;
     for (size_t i = 0; i < n; i++) cs[i] = (10.5f / inv8) / v[i];
     t->quantize_f32_s8s16.run(n, v, cs, inv8, inv16, noise, a8, a16);
-    size_t up16 = 0, up8 = 0, both = 0;
+    size_t up16 = 0, up8 = 0, both = 0, pair8 = 0, pairs = 0;
     for (size_t i = 0; i < n; i++) {
       assert_true(a16[i] == 10 || a16[i] == 11);
       assert_true(a8[i] == 10 || a8[i] == 11);
       up16 += a16[i] == 11, up8 += a8[i] == 11, both += a16[i] == 11 && a8[i] == 11;
+      if (i % 2 == 0 && i + 1 < n) pairs++, pair8 += a8[i] == 11 && a8[i + 1] == 11;
     }
+    /* Independent draws: of one element's two roundings, and of the two
+     * elements that share a hash. */
     double p16 = (double)up16 / n, p8 = (double)up8 / n, pb = (double)both / n;
-    if (fabs(p16 - 0.3) > 0.035 || fabs(p8 - 0.5) > 0.04 || fabs(pb - p16 * p8) > 0.035)
-      fail_msg("s8s16 draws: P(s16 up) %.3f (0.3), P(s8 up) %.3f (0.5), P(both) %.3f", p16, p8,
-               pb);
+    double pp = (double)pair8 / pairs;
+    if (fabs(p16 - 0.3) > 0.035 || fabs(p8 - 0.5) > 0.04 || fabs(pb - p16 * p8) > 0.035 ||
+        fabs(pp - p8 * p8) > 0.04)
+      fail_msg("s8s16 draws: P(s16 up) %.3f (0.3), P(s8 up) %.3f (0.5), P(both) %.3f, P(pair "
+               "both s8 up) %.3f", p16, p8, pb, pp);
   }
   free(v), free(cs), free(a8), free(b8), free(a16), free(b16);
 }

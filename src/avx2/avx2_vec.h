@@ -88,6 +88,22 @@ static inline void vi_store_lo16x2(void *q, i8t_vi a, i8t_vi b) {
   _mm256_storeu_si256((__m256i *)q, _mm256_permute4x64_epi64(ab, 0xD8));
 }
 
+/* Saturating stores of lanes already in range (the callers clamp first):
+ * int8 from four vectors or two, int16 from two; vi_store_lo8x4's packs
+ * without its masks. */
+static inline __m256i vi_packs8x4_ordered(i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  __m256i abcd = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+static inline void vi_store_sat_s8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  _mm256_storeu_si256((__m256i *)q, vi_packs8x4_ordered(a, b, c, d));
+}
+static inline void vi_store_sat_s8x2(void *q, i8t_vi a, i8t_vi b) {
+  _mm_storeu_si128((__m128i *)q, _mm256_castsi256_si128(vi_packs8x4_ordered(a, b, a, b)));
+}
+static inline void vi_store_sat_s16x2(void *q, i8t_vi a, i8t_vi b) {
+  _mm256_storeu_si256((__m256i *)q, _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
+}
 /* The lanes sign-extended to int64 and stored to c[0..8), or added to it. */
 static inline void vi_store_s64(int64_t *c, i8t_vi v, int accumulate) {
   __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));

@@ -105,16 +105,24 @@ void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
   for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qbar[i]);
 }
 
-/* One hash, two stochastic roundings (kernel_table.h). The x86 folders
- * define I8T_NN_X86_QUANTIZE and take the vector version from
- * src/x86/x86_elementwise_template.h, which applies these operations
- * lane-wise (its tail calls i8t_quantize_s8s16_one itself). */
+/* Two stochastic roundings per element from 16 random bits (kernel_table.h).
+ * The x86 folders define I8T_NN_X86_QUANTIZE and take the vector version
+ * from src/x86/x86_elementwise_template.h, which applies these operations
+ * lane-wise (its head and tail call i8t_quantize_s8s16_one itself). */
 #ifndef I8T_NN_X86_QUANTIZE
 void I8T_NN_FN(i8t_quantize_f32_s8s16)(size_t n, const float *restrict v,
                                        const float *restrict cs, float inv8, float inv16,
                                        i8t_noise noise, int8_t *restrict q8,
                                        int16_t *restrict q16) {
-  for (size_t i = 0; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
+  size_t i = 0;
+  if (n && (noise.ctr & 1u)) /* the odd half of a pair: its own hash */
+    i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i++, q8, q16);
+  for (; i + 2 <= n; i += 2) { /* a pair's two halves from one hash (no wrap inside a pair) */
+    uint32_t h = i8t_rng_hash(noise.key ^ I8T_RNG_PAIR_DOMAIN, (noise.ctr + (uint32_t)i) >> 1);
+    i8t_quantize_s8s16_bits(v, cs, inv8, inv16, h & 0xFFFFu, i, q8, q16);
+    i8t_quantize_s8s16_bits(v, cs, inv8, inv16, h >> 16, i + 1, q8, q16);
+  }
+  if (i < n) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
 }
 #endif
 

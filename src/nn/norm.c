@@ -568,7 +568,7 @@ typedef struct u8_bwd_job {
   i8t_grad_out *out;
   i8t_qparams p8, p16;
   int want_s8, want_s16, s16_from_s8;
-  int one_hash;      /* both errors from quantize_f32_s8s16 */
+  int s8s16_pass;    /* both errors from quantize_f32_s8s16 */
   float inv8, inv16; /* 1 / scale of p8, p16 */
   i8t_workspace *ws;
   nn_errors err;
@@ -704,13 +704,13 @@ static void segment_routes(const u8_bwd_job *j, const segment *s, route_term *te
 }
 
 /* The s8 and s16 errors of the n values v from element `first` in one pass
- * (quantize_f32_s8s16: one hash per element, on the s8 operand's stream), in
+ * (quantize_f32_s8s16: one hash per two elements, on the s8 operand's stream), in
  * pieces that do not cross a 2^32 boundary of the counter (each piece has its
  * own key, as in src/quantize.c). cs: the replicated column scales or NULL. */
 static void quantize_s8s16(const u8_bwd_job *j, const float *v, const float *cs, size_t first,
                            size_t n) {
   i8t_quantize_f32_s8s16_fn run = i8t_kernels()->quantize_f32_s8s16.run;
-  const i8t_rounding r = nn_round_at(j->out->s8_round, first); /* stochastic: one_hash */
+  const i8t_rounding r = nn_round_at(j->out->s8_round, first); /* stochastic: s8s16_pass */
   i8t_noise noise;
   for (size_t done = 0, len; done < n; done += len) {
     len = i8t_noise_piece(r, done, n, &noise);
@@ -727,7 +727,7 @@ static i8t_status quantize_values(const u8_bwd_job *j, const float *v, const flo
   i8t_grad_out *o = j->out;
   i8t_status st = I8T_OK;
   if (o->f32) memcpy(o->f32 + first, v, n * sizeof *v);
-  if (j->one_hash) {
+  if (j->s8s16_pass) {
     quantize_s8s16(j, v, o->s8_col_scale ? cs : NULL, first, n);
     return I8T_OK;
   }
@@ -1140,11 +1140,11 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   j.s16_from_s8 = j.want_s16 && bits16 == 8 && j.want_s8 && !out->s8_col_scale;
   j.p8 = nn_symmetric(abs8, 8);
   j.p16 = nn_symmetric(abs16, bits16);
-  /* The default pair (s8 and 16-bit s16, both stochastic) comes from one
-   * hash per element on the s8 stream: s8 rounded with its high 24 bits, s16
-   * with its low 8 bits (out->s16_round is then not used); see
-   * quantize_f32_s8s16 in kernel_table.h. */
-  j.one_hash = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
+  /* The default pair (s8 and 16-bit s16, both stochastic) comes from 16
+   * random bits per element on the s8 stream, one hash per two elements: the
+   * high byte rounds s8, the low byte s16 (out->s16_round is then not used);
+   * see quantize_f32_s8s16 in kernel_table.h. */
+  j.s8s16_pass = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
                out->s16_round.stochastic;
   j.inv8 = 1.0f / j.p8.scale;
   j.inv16 = 1.0f / j.p16.scale;

@@ -185,7 +185,7 @@ void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scal
 }
 
 /* ------------------------------------------------------------------------ */
-/* BN backward's s8 and s16 errors from one hash (kernel_table.h)           */
+/* BN backward's s8 and s16 errors from pair hashes (kernel_table.h)       */
 /* ------------------------------------------------------------------------ */
 
 /* The low byte of every 32-bit lane (the vector headers have no AND). */
@@ -197,12 +197,12 @@ static inline i8t_vi vi_low_byte(i8t_vi h) {
 #endif
 }
 
-/* i8t_stochastic_floor lane-wise: floor(clamp(tu = t + u, lo, hi)) as int32.
- * Native AVX-512 converts with round-down directly (one instruction for the
- * floor and the conversion); the clamped value is in int32 range, NaN gives
- * the same integer-indefinite value either way. */
+/* i8t_stochastic_floor lane-wise: floor(clamp(tu = t + u, lo, hi)) as int32,
+ * NaN giving lo (vf_max returns its second operand on NaN). Native AVX-512
+ * converts with round-down directly (one instruction for the floor and the
+ * conversion); the clamped value is in int32 range. */
 static inline i8t_vi stochastic_lanes(i8t_vf tu, i8t_vf lo, i8t_vf hi) {
-  i8t_vf r = vf_min(hi, vf_max(lo, tu));
+  i8t_vf r = vf_min(hi, vf_max(tu, lo));
 #if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
   return _mm512_cvt_roundps_epi32(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
 #else
@@ -291,34 +291,80 @@ void I8T_X86_NAME(i8t_interleave_rows_s16)(size_t rows, size_t w, size_t pairs,
   }
 }
 
+typedef struct s8s16_consts {
+  i8t_vf inv8, inv16, lo8, hi8, lo16, hi16, u_scale;
+  i8t_vi key, step;
+} s8s16_consts;
+
+/* The 2 * I8T_VLANES values from element o, from one vector of pair hashes
+ * h: vector j takes the zero-extended 16-bit halves j * VLANES.. of h (so
+ * element 2p's bits are the low half of pair p's hash, 2p + 1's the high
+ * half, as in i8t_rng_pair_bits), the high byte rounding q8, the low byte
+ * q16. CS is NULL or cs, fixed per call (the caller unswitches it). */
+static inline __attribute__((always_inline)) void s8s16_pair_vectors(
+    const s8s16_consts *k, const float *v, const float *cs, size_t o, i8t_vi h, i8t_vi q8[2],
+    i8t_vi q16[2]) {
+  const i8t_vi bits[2] = {vb_widen_u16_lo(h), vb_widen_u16_hi(h)};
+  for (int j = 0; j < 2; j++) {
+    size_t e = o + (size_t)j * I8T_VLANES;
+    i8t_vf x = vf_load(v + e), w = cs ? vf_mul(x, vf_load(cs + e)) : x;
+    q8[j] = stochastic_lanes(
+        vf_add_exact_product(vf_mul(w, k->inv8), vi_to_vf(VI_SRLI32(bits[j], 8)), k->u_scale),
+        k->lo8, k->hi8);
+    q16[j] = stochastic_lanes(
+        vf_add_exact_product(vf_mul(x, k->inv16), vi_to_vf(vi_low_byte(bits[j])), k->u_scale),
+        k->lo16, k->hi16);
+  }
+}
+
+/* quantize_f32_s8s16 over elements whose counters do not wrap (so pair
+ * counters grow linearly): an odd first counter by the scalar rule, then
+ * blocks of two hash vectors, one, and the scalar tail. The outputs are
+ * clamped, so saturating packs store them. */
+static inline __attribute__((always_inline)) void s8s16_linear(
+    const s8s16_consts *k, size_t n, const float *v, const float *cs, float inv8, float inv16,
+    i8t_noise noise, int8_t *q8, int16_t *q16) {
+  size_t i = 0;
+  if (n && (noise.ctr & 1u)) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i++, q8, q16);
+  i8t_vi pair = vi_add32(vi_set1((int32_t)((noise.ctr + (uint32_t)i) >> 1)), vi_iota());
+  i8t_vi weyl = vi_mullo32(pair, vi_set1((int32_t)I8T_RNG_GOLDEN));
+  i8t_vi a[4], b[4];
+  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
+    s8s16_pair_vectors(k, v, cs, i, vi_rng_hash_weyl(k->key, weyl), a, b);
+    weyl = vi_add32(weyl, k->step);
+    s8s16_pair_vectors(k, v, cs, i + 2 * I8T_VLANES, vi_rng_hash_weyl(k->key, weyl), a + 2, b + 2);
+    weyl = vi_add32(weyl, k->step);
+    vi_store_sat_s8x4(q8 + i, a[0], a[1], a[2], a[3]);
+    vi_store_sat_s16x2(q16 + i, b[0], b[1]);
+    vi_store_sat_s16x2(q16 + i + 2 * I8T_VLANES, b[2], b[3]);
+  }
+  if (i + 2 * I8T_VLANES <= n) {
+    s8s16_pair_vectors(k, v, cs, i, vi_rng_hash_weyl(k->key, weyl), a, b);
+    vi_store_sat_s8x2(q8 + i, a[0], a[1]);
+    vi_store_sat_s16x2(q16 + i, b[0], b[1]);
+    i += 2 * I8T_VLANES;
+  }
+  for (; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
+}
+
 void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float *cs,
                                           float inv8, float inv16, i8t_noise noise, int8_t *q8,
                                           int16_t *q16) {
-  const i8t_vf vinv8 = vf_set1(inv8), vinv16 = vf_set1(inv16);
-  const i8t_vf lo8 = vf_set1(-127.0f), hi8 = vf_set1(127.0f);
-  const i8t_vf lo16 = vf_set1(-32767.0f), hi16 = vf_set1(32767.0f);
-  const i8t_vf u24 = vf_set1(1.0f / 16777216.0f), u8 = vf_set1(1.0f / 256.0f);
-  const i8t_vi key = vi_set1((int32_t)noise.key);
-  const i8t_vi step = vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN));
-  i8t_vi weyl = quant_weyl_start(noise);
-  size_t i = 0;
-  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
-    i8t_vi a[4], b[4];
-    for (int j = 0; j < 4; j++) {
-      size_t o = i + (size_t)j * I8T_VLANES;
-      i8t_vf x = vf_load(v + o), w = cs ? vf_mul(x, vf_load(cs + o)) : x;
-      i8t_vi h = vi_rng_hash_weyl(key, weyl);
-      weyl = vi_add32(weyl, step);
-      a[j] = stochastic_lanes(
-          vf_add_exact_product(vf_mul(w, vinv8), vi_to_vf(VI_SRLI32(h, 8)), u24), lo8, hi8);
-      b[j] = stochastic_lanes(
-          vf_add_exact_product(vf_mul(x, vinv16), vi_to_vf(vi_low_byte(h)), u8), lo16, hi16);
-    }
-    vi_store_lo8x4(q8 + i, a[0], a[1], a[2], a[3]);
-    vi_store_lo16x2(q16 + i, b[0], b[1]);
-    vi_store_lo16x2(q16 + i + 2 * I8T_VLANES, b[2], b[3]);
+  const s8s16_consts k = {
+      vf_set1(inv8),      vf_set1(inv16),      vf_set1(-127.0f),
+      vf_set1(127.0f),    vf_set1(-32767.0f),  vf_set1(32767.0f),
+      vf_set1(1.0f / 256.0f), vi_set1((int32_t)(noise.key ^ I8T_RNG_PAIR_DOMAIN)),
+      vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN))};
+  while (n) { /* pieces up to the counter's wrap (2^32 is even: no pair straddles it) */
+    uint64_t to_wrap = ((uint64_t)1 << 32) - noise.ctr;
+    size_t len = (uint64_t)n < to_wrap ? n : (size_t)to_wrap;
+    if (cs)
+      s8s16_linear(&k, len, v, cs, inv8, inv16, noise, q8, q16);
+    else
+      s8s16_linear(&k, len, v, NULL, inv8, inv16, noise, q8, q16);
+    n -= len, v += len, q8 += len, q16 += len, cs = cs ? cs + len : NULL;
+    noise.ctr += (uint32_t)len;
   }
-  for (; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
 }
 
 /* ------------------------------------------------------------------------ */
