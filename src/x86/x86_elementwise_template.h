@@ -282,6 +282,13 @@ static inline void interleave16_s16(const int16_t *a, const int16_t *b, int16_t 
 void I8T_X86_NAME(i8t_interleave_rows_s16)(size_t rows, size_t w, size_t pairs,
                                            const int16_t *a, const int16_t *b, size_t lda,
                                            int16_t *d, size_t ldd) {
+  if (b && w == pairs && w % 16 == 0) { /* whole steps, no padding (Co % 16 == 0) */
+    if (lda == w && ldd == 2 * w) w *= rows, rows = 1; /* contiguous rows: one run */
+    for (size_t r = 0; r < rows; r++)
+      for (size_t c = 0; c < w; c += 16)
+        interleave16_s16(a + r * lda + c, b + r * lda + c, d + r * ldd + 2 * c);
+    return;
+  }
   for (size_t r = 0; r < rows; r++) {
     const int16_t *ar = a + r * lda, *br = b ? b + r * lda : NULL;
     int16_t *dr = d + r * ldd;
