@@ -98,7 +98,7 @@ static inline void i8t_quantize_s8s16_bits(const float *v, const float *cs, floa
                                            float inv16, uint32_t bits, size_t i, int8_t *q8,
                                            int16_t *q16) {
   float w = cs ? v[i] * cs[i] : v[i];
-  float u8 = (float)(bits >> 8) * (1.0f / 256.0f), u16 = (float)(bits & 255u) * (1.0f / 256.0f);
+  float u8 = (float)bits * (1.0f / 65536.0f), u16 = (float)(bits & 255u) * (1.0f / 256.0f);
   q8[i] = (int8_t)i8t_stochastic_floor(w * inv8, u8, -127.0f, 127.0f);
   q16[i] = (int16_t)i8t_stochastic_floor(v[i] * inv16, u16, -32767.0f, 32767.0f);
 }

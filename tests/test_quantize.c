@@ -388,10 +388,10 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
 }
 
 /* BN backward's s8 + s16 errors, one hash per two elements: bit-identical
- * across ISAs; both follow floor(clamp(t + u)) with an element's high byte
- * of 16 random bits (s8, on v * cs) and its low byte (s16), written out
- * here (NaN clamps to -lim); both roundings are unbiased and their draws
- * independent. */
+ * across ISAs; both follow floor(clamp(t + u)) with an element's 16 random
+ * bits (s8, on v * cs) and their low byte (s16), written out here (NaN
+ * clamps to -lim); both roundings are unbiased and their draws independent
+ * but for the s8's ties within one high byte (1 in 256). */
 static int32_t floor_of_clamped(float t, float u, float lim) {
   float r = t + u;
   if (!(r >= -lim)) r = -lim;
@@ -422,7 +422,7 @@ static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, si
       uint32_t h = i8t_rng_hash(noise.key ^ I8T_RNG_PAIR_DOMAIN, ctr >> 1);
       uint32_t bits = ctr & 1u ? h >> 16 : h & 0xFFFFu;
       float x8 = (c ? v[i] * c[i] : v[i]) * inv8, x16 = v[i] * inv16;
-      float u8 = (float)(bits >> 8) / 256.0f, u16 = (float)(bits & 255u) / 256.0f;
+      float u8 = (float)bits / 65536.0f, u16 = (float)(bits & 255u) / 256.0f;
       assert_int_equal(a8[i], (int8_t)floor_of_clamped(x8, u8, 127.0f));
       assert_int_equal(a16[i], (int16_t)floor_of_clamped(x16, u16, 32767.0f));
     }
@@ -460,6 +460,28 @@ static void check_s8s16(const i8t_kernel_table *t, const i8t_kernel_table *g, si
                "both s8 up) %.3f", p16, p8, pb, pp);
   }
   free(v), free(cs), free(a8), free(b8), free(a16), free(b16);
+}
+
+/* The s8 error of a value far below its step stays unbiased: t = -0.0005
+ * of a step gives -1 with probability 0.0005 (about 33 of 2^16 values). A
+ * draw of only 8 bits rounds every such value to -1 with probability 1/256
+ * (256 of them): a bias that made resnet8 train visibly worse. */
+static void check_s8s16_tiny_values(const i8t_kernel_table *t) {
+  const size_t n = (size_t)1 << 16;
+  const float inv8 = 127.0f / 30.0f, inv16 = 32767.0f / 30.0f;
+  float *v = malloc(n * sizeof *v);
+  int8_t *q8 = malloc(n);
+  int16_t *q16 = malloc(n * 2);
+  for (size_t i = 0; i < n; i++) v[i] = -0.0005f / inv8;
+  const i8t_noise noise = {1, 0x9E3779B9u, 12345u};
+  t->quantize_f32_s8s16.run(n, v, NULL, inv8, inv16, noise, q8, q16);
+  size_t down = 0;
+  for (size_t i = 0; i < n; i++) {
+    assert_true(q8[i] == 0 || q8[i] == -1);
+    down += q8[i] == -1;
+  }
+  if (down > 80) fail_msg("s8s16: %zu of %zu values of -0.0005 steps rounded to -1 (~33)", down, n);
+  free(v), free(q8), free(q16);
 }
 
 /* Range BN's lanes over several rows of stride ld against a plain loop:
@@ -541,6 +563,7 @@ static void check_layer_kernels_isa(i8t_isa isa) {
   const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
     check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si);
+  check_s8s16_tiny_values(t);
   check_bn_col_sums(t);
   check_bn_lane_extremes_rows(t);
 }

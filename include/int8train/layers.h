@@ -268,7 +268,7 @@ typedef struct i8t_grad_out {
   int s16_bits;              /**< 16 (default when 0) or 8 */
   /** Used only when s8 is not also written stochastically with 16-bit s16:
    * that pair comes from 16 random bits per element on s8_round's stream
-   * (the high byte rounds s8, the low byte s16; one hash per two elements),
+   * (all 16 round s8, their low byte s16; one hash per two elements),
    * i8t_norm_backward_u8's default. */
   i8t_rounding s16_round;
 } i8t_grad_out;

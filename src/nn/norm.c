@@ -1141,8 +1141,8 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
   j.p8 = nn_symmetric(abs8, 8);
   j.p16 = nn_symmetric(abs16, bits16);
   /* The default pair (s8 and 16-bit s16, both stochastic) comes from 16
-   * random bits per element on the s8 stream, one hash per two elements: the
-   * high byte rounds s8, the low byte s16 (out->s16_round is then not used);
+   * random bits per element on the s8 stream, one hash per two elements:
+   * all 16 round s8, their low byte s16 (out->s16_round is then not used);
    * see quantize_f32_s8s16 in kernel_table.h. */
   j.s8s16_pass = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
                out->s16_round.stochastic;

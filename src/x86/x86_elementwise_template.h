@@ -299,15 +299,15 @@ void I8T_X86_NAME(i8t_interleave_rows_s16)(size_t rows, size_t w, size_t pairs,
 }
 
 typedef struct s8s16_consts {
-  i8t_vf inv8, inv16, lo8, hi8, lo16, hi16, u_scale;
+  i8t_vf inv8, inv16, lo8, hi8, lo16, hi16, u16_scale, u8_scale;
   i8t_vi key, step;
 } s8s16_consts;
 
 /* The 2 * I8T_VLANES values from element o, from one vector of pair hashes
  * h: vector j takes the zero-extended 16-bit halves j * VLANES.. of h (so
  * element 2p's bits are the low half of pair p's hash, 2p + 1's the high
- * half, as in i8t_rng_pair_bits), the high byte rounding q8, the low byte
- * q16. CS is NULL or cs, fixed per call (the caller unswitches it). */
+ * half, as in i8t_rng_pair_bits), all 16 rounding q8, the low byte q16. CS
+ * is NULL or cs, fixed per call (the caller unswitches it). */
 static inline __attribute__((always_inline)) void s8s16_pair_vectors(
     const s8s16_consts *k, const float *v, const float *cs, size_t o, i8t_vi h, i8t_vi q8[2],
     i8t_vi q16[2]) {
@@ -316,10 +316,10 @@ static inline __attribute__((always_inline)) void s8s16_pair_vectors(
     size_t e = o + (size_t)j * I8T_VLANES;
     i8t_vf x = vf_load(v + e), w = cs ? vf_mul(x, vf_load(cs + e)) : x;
     q8[j] = stochastic_lanes(
-        vf_add_exact_product(vf_mul(w, k->inv8), vi_to_vf(VI_SRLI32(bits[j], 8)), k->u_scale),
-        k->lo8, k->hi8);
+        vf_add_exact_product(vf_mul(w, k->inv8), vi_to_vf(bits[j]), k->u16_scale), k->lo8,
+        k->hi8);
     q16[j] = stochastic_lanes(
-        vf_add_exact_product(vf_mul(x, k->inv16), vi_to_vf(vi_low_byte(bits[j])), k->u_scale),
+        vf_add_exact_product(vf_mul(x, k->inv16), vi_to_vf(vi_low_byte(bits[j])), k->u8_scale),
         k->lo16, k->hi16);
   }
 }
@@ -360,7 +360,8 @@ void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float 
   const s8s16_consts k = {
       vf_set1(inv8),      vf_set1(inv16),      vf_set1(-127.0f),
       vf_set1(127.0f),    vf_set1(-32767.0f),  vf_set1(32767.0f),
-      vf_set1(1.0f / 256.0f), vi_set1((int32_t)(noise.key ^ I8T_RNG_PAIR_DOMAIN)),
+      vf_set1(1.0f / 65536.0f), vf_set1(1.0f / 256.0f),
+      vi_set1((int32_t)(noise.key ^ I8T_RNG_PAIR_DOMAIN)),
       vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN))};
   while (n) { /* pieces up to the counter's wrap (2^32 is even: no pair straddles it) */
     uint64_t to_wrap = ((uint64_t)1 << 32) - noise.ctr;
