@@ -5,6 +5,7 @@
 #ifndef INT8TRAIN_RNG_H
 #define INT8TRAIN_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define I8T_RNG_GOLDEN 0x9E3779B9u
@@ -39,6 +40,13 @@ static inline float i8t_rng_uniform(uint32_t key, uint32_t ctr) {
 static inline uint32_t i8t_rng_pair_bits(uint32_t key, uint32_t c) {
   uint32_t h = i8t_rng_hash(key ^ I8T_RNG_PAIR_DOMAIN, c >> 1);
   return c & 1u ? h >> 16 : h & 0xFFFFu;
+}
+
+/* How many of n elements from counter ctr come before the 32-bit counter
+ * wraps: the kernels that step pair counters linearly split there. */
+static inline size_t i8t_rng_run_to_wrap(size_t n, uint32_t ctr) {
+  uint64_t to_wrap = ((uint64_t)1 << 32) - ctr;
+  return (uint64_t)n < to_wrap ? n : (size_t)to_wrap;
 }
 
 /* Key of one call from the user's 64-bit seed and the high half of the counter. */

@@ -29,5 +29,7 @@ void i8t_quantize_f32_s16__neon(const float *x, size_t n, float inv_scale,
                                 i8t_noise noise, int16_t *q);
 void i8t_colwise_stats_u8__neon(const uint8_t *x, size_t rows, size_t cols, size_t ld,
                                 uint8_t *min, uint8_t *max, uint32_t *sum);
+void i8t_quantize_f32_s8s16__neon(size_t n, const float *v, const float *cs, float inv8,
+                                  float inv16, i8t_noise noise, int8_t *q8, int16_t *q16);
 
 #endif

@@ -1,5 +1,6 @@
 /* The neon kernel table (every aarch64 core): the generic table with the
- * Advanced SIMD GEMMs, quantizers and reductions. */
+ * Advanced SIMD GEMMs, quantizers (BN backward's s8 + s16 pass among them)
+ * and reductions. */
 #include "neon_kernels.h"
 
 void i8t_init_table_neon(i8t_kernel_table *t) {
@@ -27,4 +28,6 @@ void i8t_init_table_neon(i8t_kernel_table *t) {
   t->quantize_f32_s16.run = i8t_quantize_f32_s16__neon;
   t->colwise_stats_u8.name = "colwise_stats_u8__neon";
   t->colwise_stats_u8.run = i8t_colwise_stats_u8__neon;
+  t->quantize_f32_s8s16.name = "quantize_f32_s8s16__neon";
+  t->quantize_f32_s8s16.run = i8t_quantize_f32_s8s16__neon;
 }

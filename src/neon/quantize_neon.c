@@ -4,6 +4,7 @@
 #include <arm_neon.h>
 #include <math.h>
 
+#include "../nn_kernels.h" /* quantize_f32_s8s16's scalar rule */
 #include "../quantize_scalar.h"
 #include "neon_kernels.h"
 
@@ -188,4 +189,61 @@ void i8t_colwise_stats_u8__neon(const uint8_t *x, size_t rows, size_t cols, size
   size_t c = 0;
   for (; c + 16 <= cols; c += 16) colwise_stats_16(x + c, rows, ld, min + c, max + c, sum + c);
   colwise_stats_scalar(x + c, rows, cols - c, ld, min + c, max + c, sum + c);
+}
+
+/* ---- BN backward's s8 and s16 errors (kernel_table.h: quantize_f32_s8s16) ---- */
+
+/* i8t_stochastic_floor lane-wise for bits k scaled by s (an exact product,
+ * so the fused multiply-add rounds t + u once, as the scalar add does).
+ * FMAXNM returns lo for NaN, like the scalar clamp; FCVTMS is the floor. */
+static inline int32x4_t stochastic_floor_x4(float32x4_t t, uint32x4_t k, float s, float lo,
+                                            float hi) {
+  float32x4_t r = vfmaq_f32(t, vcvtq_f32_u32(k), vdupq_n_f32(s));
+  r = vminq_f32(vmaxnmq_f32(r, vdupq_n_f32(lo)), vdupq_n_f32(hi));
+  return vcvtmq_s32_f32(r);
+}
+
+/* Elements whose counters do not wrap, eight at a time from one vector of
+ * four pair hashes: its 16-bit halves, widened, are the eight values' bits
+ * (element 2p the low half of pair p's hash, as in i8t_rng_pair_bits); all
+ * 16 round q8, the low byte q16. An odd first counter and the tail take the
+ * scalar rule. */
+static inline __attribute__((always_inline)) void s8s16_linear(
+    size_t n, const float *v, const float *cs, float inv8, float inv16, i8t_noise noise,
+    int8_t *q8, int16_t *q16) {
+  size_t i = 0;
+  if (n && (noise.ctr & 1u)) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i++, q8, q16);
+  const uint32x4_t key = vdupq_n_u32(noise.key ^ I8T_RNG_PAIR_DOMAIN);
+  const uint32_t lanes[4] = {0, 1, 2, 3};
+  uint32x4_t pair = vaddq_u32(vdupq_n_u32((noise.ctr + (uint32_t)i) >> 1), vld1q_u32(lanes));
+  for (; i + 8 <= n; i += 8, pair = vaddq_u32(pair, vdupq_n_u32(4))) {
+    uint16x8_t h = vreinterpretq_u16_u32(rng_hash_x4(key, pair));
+    const uint32x4_t bits[2] = {vmovl_u16(vget_low_u16(h)), vmovl_u16(vget_high_u16(h))};
+    int32x4_t a8[2], a16[2];
+    for (int j = 0; j < 2; j++) {
+      float32x4_t x = vld1q_f32(v + i + 4 * j);
+      float32x4_t w = cs ? vmulq_f32(x, vld1q_f32(cs + i + 4 * j)) : x;
+      a8[j] = stochastic_floor_x4(vmulq_f32(w, vdupq_n_f32(inv8)), bits[j], 1.0f / 65536.0f,
+                                  -127.0f, 127.0f);
+      a16[j] = stochastic_floor_x4(vmulq_f32(x, vdupq_n_f32(inv16)),
+                                   vandq_u32(bits[j], vdupq_n_u32(255)), 1.0f / 256.0f,
+                                   -32767.0f, 32767.0f);
+    }
+    vst1q_s16(q16 + i, vcombine_s16(vmovn_s32(a16[0]), vmovn_s32(a16[1])));
+    vst1_s8(q8 + i, vmovn_s16(vcombine_s16(vmovn_s32(a8[0]), vmovn_s32(a8[1]))));
+  }
+  for (; i < n; i++) i8t_quantize_s8s16_one(v, cs, inv8, inv16, noise, i, q8, q16);
+}
+
+void i8t_quantize_f32_s8s16__neon(size_t n, const float *v, const float *cs, float inv8,
+                                  float inv16, i8t_noise noise, int8_t *q8, int16_t *q16) {
+  while (n) { /* pieces up to the counter's wrap (2^32 is even: no pair straddles it) */
+    size_t len = i8t_rng_run_to_wrap(n, noise.ctr);
+    if (cs)
+      s8s16_linear(len, v, cs, inv8, inv16, noise, q8, q16);
+    else
+      s8s16_linear(len, v, NULL, inv8, inv16, noise, q8, q16);
+    n -= len, v += len, q8 += len, q16 += len, cs = cs ? cs + len : NULL;
+    noise.ctr += (uint32_t)len;
+  }
 }

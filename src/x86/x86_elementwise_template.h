@@ -364,8 +364,7 @@ void I8T_X86_NAME(i8t_quantize_f32_s8s16)(size_t n, const float *v, const float 
       vi_set1((int32_t)(noise.key ^ I8T_RNG_PAIR_DOMAIN)),
       vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN))};
   while (n) { /* pieces up to the counter's wrap (2^32 is even: no pair straddles it) */
-    uint64_t to_wrap = ((uint64_t)1 << 32) - noise.ctr;
-    size_t len = (uint64_t)n < to_wrap ? n : (size_t)to_wrap;
+    size_t len = i8t_rng_run_to_wrap(n, noise.ctr);
     if (cs)
       s8s16_linear(&k, len, v, cs, inv8, inv16, noise, q8, q16);
     else
