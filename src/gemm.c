@@ -68,6 +68,12 @@ typedef struct gemm_job {
 
 enum { RANGE_SLOT = 2 * I8T_RANGE_LANES }; /* 128 bytes: two cache lines */
 
+/* Worker w's range lanes of row group g (RANGE_SLOT values: minimums, then
+ * maximums). */
+static int32_t *range_slot(const gemm_job *j, int w, size_t g) {
+  return j->range_lanes + ((size_t)w * j->range_groups + g) * RANGE_SLOT;
+}
+
 /* The driver's share of the ranges: rows [row, row + m) x columns [col,
  * col + n) of C, already final, folded row by row into their groups' lanes
  * (tiles that cross a group boundary, edge tiles, kernels without run_ex). */
@@ -75,8 +81,7 @@ static void fold_rows_into_ranges(const gemm_job *j, int worker, size_t row, siz
                                   size_t m, size_t n) {
   i8t_minmax_s32_fn minmax = i8t_kernels()->minmax_s32.run; /* the table's vector loop */
   for (size_t r = row; r < row + m; r++) {
-    int32_t *slot = j->range_lanes +
-                    ((size_t)worker * j->range_groups + r / j->ranges->rows_per_group) * RANGE_SLOT;
+    int32_t *slot = range_slot(j, worker, r / j->ranges->rows_per_group);
     int32_t lo, hi;
     minmax(n, j->c32 + r * j->ldc + col, &lo, &hi);
     slot[0] = lo < slot[0] ? lo : slot[0];
@@ -309,7 +314,7 @@ static inline __attribute__((always_inline)) void gemm_task_body(const gemm_job 
           if (ranged) {
             for (; row >= group_end; group_end += rpg) group++;
             if (uk->run_ex && m == uk->mr && n == uk->nr && row + m <= group_end)
-              range = j->range_lanes + ((size_t)worker * j->range_groups + group) * RANGE_SLOT;
+              range = range_slot(j, worker, group);
             else
               fold_from_c = 1;
           }
@@ -481,7 +486,7 @@ static void reduce_ranges(const gemm_job *j, int workers) {
   for (size_t g = 0; g < j->range_groups; g++) {
     int32_t lo = INT32_MAX, hi = INT32_MIN;
     for (int w = 0; w < workers; w++) {
-      const int32_t *slot = j->range_lanes + ((size_t)w * j->range_groups + g) * RANGE_SLOT;
+      const int32_t *slot = range_slot(j, w, g);
       for (int l = 0; l < I8T_RANGE_LANES; l++) {
         lo = slot[l] < lo ? slot[l] : lo;
         hi = slot[I8T_RANGE_LANES + l] > hi ? slot[I8T_RANGE_LANES + l] : hi;

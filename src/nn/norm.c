@@ -843,12 +843,25 @@ static void max_into_s8(int8_t *restrict d, const int8_t *restrict s, size_t n) 
   for (size_t i = 0; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
 }
 
+/* The totals' five arrays (coef_job.totals: Sg, Sgq, Sq, then int8 gmin,
+ * gmax, C each) from channel c0 on: their layout in one place. */
+typedef struct totals_view {
+  int64_t *sg, *sgq, *sq;
+  int8_t *gmin, *gmax;
+} totals_view;
+
+static totals_view totals_at(const coef_job *cj, size_t c0) {
+  const size_t C = cj->C;
+  int64_t *sg = cj->totals + c0;
+  int8_t *gmin = (int8_t *)(cj->totals + 3 * C) + c0;
+  return (totals_view){sg, sg + C, sg + 2 * C, gmin, gmin + C};
+}
+
 /* The totals of channels [c0, c0 + n) set to their starting values. */
 static void totals_reset(const coef_job *cj, size_t c0, size_t n) {
-  const size_t C = cj->C;
-  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
-  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
-  for (size_t c = 0; c < n; c++) tsg[c] = tsgq[c] = tsq[c] = 0, tgmin[c] = 127, tgmax[c] = -127;
+  const totals_view t = totals_at(cj, c0);
+  for (size_t c = 0; c < n; c++)
+    t.sg[c] = t.sgq[c] = t.sq[c] = 0, t.gmin[c] = 127, t.gmax[c] = -127;
 }
 
 /* One piece of rows' sums and g extremes of channels [c0, c0 + n) into the
@@ -856,14 +869,12 @@ static void totals_reset(const coef_job *cj, size_t c0, size_t n) {
 static void totals_add(const coef_job *cj, size_t c0, size_t n, const int32_t *sg,
                        const int32_t *sgq, const uint32_t *sq, const int8_t *gmin,
                        const int8_t *gmax) {
-  const size_t C = cj->C;
-  int64_t *tsg = cj->totals + c0, *tsgq = tsg + C, *tsq = tsg + 2 * C;
-  int8_t *tgmin = (int8_t *)(cj->totals + 3 * C) + c0, *tgmax = tgmin + C;
-  add_into_s64(tsg, sg, n);
-  add_into_s64(tsgq, sgq, n);
-  add_into_s64(tsq, (const int32_t *)sq, n); /* sum q < 2^23 */
-  min_into_s8(tgmin, gmin, n);
-  max_into_s8(tgmax, gmax, n);
+  const totals_view t = totals_at(cj, c0);
+  add_into_s64(t.sg, sg, n);
+  add_into_s64(t.sgq, sgq, n);
+  add_into_s64(t.sq, (const int32_t *)sq, n); /* sum q < 2^23 */
+  min_into_s8(t.gmin, gmin, n);
+  max_into_s8(t.gmax, gmax, n);
 }
 
 /* The segments' sums of channels [c0, c1), segment by segment (contiguous
@@ -879,15 +890,13 @@ static void norm_coef_totals(const coef_job *cj, size_t c0, size_t c1) {
 }
 
 static void norm_coef_channels(const coef_job *cj, size_t c0, size_t c1) {
-  const size_t C = cj->C;
   const int range = cj->j->range;
   const double n = (double)cj->rows, sx = cj->sx, sgs = cj->sgs;
-  const int64_t *tsg = cj->totals, *tsgq = tsg + C, *tsq = tsg + 2 * C;
-  const int8_t *tgmin = (const int8_t *)(tsg + 3 * C), *tgmax = tgmin + C;
+  const totals_view t = totals_at(cj, 0);
   for (size_t c = c0; c < c1; c++) {
-    const int64_t Sg = tsg[c], Sgq = tsgq[c];
-    const uint64_t Sq = (uint64_t)tsq[c];
-    const int gmin = tgmin[c], gmax = tgmax[c];
+    const int64_t Sg = t.sg[c], Sgq = t.sgq[c];
+    const uint64_t Sq = (uint64_t)t.sq[c];
+    const int gmin = t.gmin[c], gmax = t.gmax[c];
     double qb = (double)Sq / n;
     double sxm = sgs * sx * ((double)Sgq - qb * (double)Sg); /* sum g (x - mu), real units */
     double s = cj->scale[c], gs = (double)cj->gamma[c] * s;
@@ -1145,7 +1154,7 @@ i8t_status i8t_norm_backward_u8(i8t_workspace *ws, const i8t_norm_config *cfg,
    * all 16 round s8, their low byte s16 (out->s16_round is then not used);
    * see quantize_f32_s8s16 in kernel_table.h. */
   j.s8s16_pass = j.want_s8 && j.want_s16 && bits16 == 16 && out->s8_round.stochastic &&
-               out->s16_round.stochastic;
+                 out->s16_round.stochastic;
   j.inv8 = 1.0f / j.p8.scale;
   j.inv16 = 1.0f / j.p16.scale;
   out->s8_scale = j.p8.scale;
