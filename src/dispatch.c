@@ -177,12 +177,12 @@ const char *i8t_cpu_features(void) {
 /* The table's entries as (role, name) pairs, for `int8train info` and tests;
  * the optional ones last, the narrow GEMM kernels and the stem convolution's
  * ("(none)" where a path has none). */
-enum { KERNEL_ENTRIES = 31 };
+enum { KERNEL_ENTRIES = 32 };
 
 static const char *const kernel_roles[KERNEL_ENTRIES] = {
     "gemm_u8s8s32", "gemm_s8s8s32",   "gemm_s16u8s32",   "minmax_f32",
     "quantize_f32_u8", "quantize_f32_s8", "quantize_f32_s16", "colwise_stats_u8",
-    "scale_s32_f32", "axpy_s32_f32", "axpy_s8_f32", "affine_u8_f32", "bn_lane_extremes", "minmax_s32", "relu_mask_f32", "mask_u8_f32", "mask_pos_f32",
+    "scale_s32_f32", "requantize_s32_u8", "axpy_s32_f32", "axpy_s8_f32", "affine_u8_f32", "bn_lane_extremes", "minmax_s32", "relu_mask_f32", "mask_u8_f32", "mask_pos_f32",
     "affine_s8_f32", "add_centered_u8_f32", "quantize_f32_s8s16",
     "bn_col_sums", "grad_sum_absmax", "grad_sum_quantize_s8", "interleave_pixels_u8_s16",
     "col2im_s32", "interleave_rows_s16",
@@ -199,7 +199,7 @@ const char *i8t_kernel_name(size_t i) {
       t->gemm_u8s8s32.name,    t->gemm_s8s8s32.name,    t->gemm_s16u8s32.name,
       t->minmax_f32.name,      t->quantize_f32_u8.name, t->quantize_f32_s8.name,
       t->quantize_f32_s16.name, t->colwise_stats_u8.name, t->scale_s32_f32.name,
-      t->axpy_s32_f32.name,    t->axpy_s8_f32.name,     t->affine_u8_f32.name,
+      t->requantize_s32_u8.name, t->axpy_s32_f32.name,    t->axpy_s8_f32.name,     t->affine_u8_f32.name,
       t->bn_lane_extremes.name, t->minmax_s32.name,
       t->relu_mask_f32.name,   t->mask_u8_f32.name,     t->mask_pos_f32.name,
       t->affine_s8_f32.name,   t->add_centered_u8_f32.name, t->quantize_f32_s8s16.name,

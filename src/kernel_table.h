@@ -194,6 +194,13 @@ typedef void (*i8t_colwise_stats_u8_fn)(const uint8_t *x, size_t rows, size_t co
  * flags; -ffp-contract=off keeps every result bit-identical across ISAs. */
 /* v[i] = (float)y[i] * s[i] (requantization of GEMM outputs). */
 typedef void (*i8t_scale_s32_f32_fn)(size_t n, const int32_t *y, const float *s, float *v);
+/* A GEMM output straight to u8: q[i] = what quantize_f32_u8 gives for the
+ * float v[i] = (float)y[i] * s[i] (scale_s32_f32's value), element i taking
+ * noise's counter + i. One pass, the float only in a register: the two-pass
+ * form spent as long on its float round trip as on the rounding. */
+typedef void (*i8t_requantize_s32_u8_fn)(size_t n, const int32_t *y, const float *s,
+                                         float inv_scale, int32_t zp, i8t_noise noise,
+                                         uint8_t *q);
 /* One gradient source into the sum: v[i] = (accumulate ? v[i] : 0.0f) +
  * sc * (float)p[i], the +0.0f kept (bit-identical to zeroing v first). */
 typedef void (*i8t_axpy_s32_f32_fn)(size_t n, float sc, const int32_t *p, int accumulate,
@@ -338,6 +345,7 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_colwise_stats_u8_fn run; } colwise_stats_u8;
 
   struct { const char *name; i8t_scale_s32_f32_fn run; } scale_s32_f32;
+  struct { const char *name; i8t_requantize_s32_u8_fn run; } requantize_s32_u8;
   struct { const char *name; i8t_axpy_s32_f32_fn run; } axpy_s32_f32;
   struct { const char *name; i8t_axpy_s8_f32_fn run; } axpy_s8_f32;
   struct { const char *name; i8t_affine_u8_f32_fn run; } affine_u8_f32;

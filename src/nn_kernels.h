@@ -14,6 +14,9 @@
 
 #define I8T_NN_DECLARE(SFX)                                                                 \
   void i8t_scale_s32_f32__##SFX(size_t n, const int32_t *y, const float *s, float *v);      \
+  void i8t_requantize_s32_u8__##SFX(size_t n, const int32_t *y, const float *s,             \
+                                    float inv_scale, int32_t zp, i8t_noise noise,           \
+                                    uint8_t *q);                                            \
   void i8t_axpy_s32_f32__##SFX(size_t n, float sc, const int32_t *p, int accumulate,        \
                                float *v);                                                   \
   void i8t_axpy_s8_f32__##SFX(size_t n, float sc, const int8_t *p, int accumulate,          \
@@ -61,6 +64,7 @@
 #define I8T_NN_SET(t, SFX)                         \
   do {                                             \
     I8T_NN_SET_ONE(t, scale_s32_f32, SFX);         \
+    I8T_NN_SET_ONE(t, requantize_s32_u8, SFX);     \
     I8T_NN_SET_ONE(t, axpy_s32_f32, SFX);          \
     I8T_NN_SET_ONE(t, axpy_s8_f32, SFX);           \
     I8T_NN_SET_ONE(t, affine_u8_f32, SFX);         \

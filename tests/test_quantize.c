@@ -387,6 +387,35 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   free(v1), free(v2), free(m), free(a), free(y), free(q8), free(x);
 }
 
+/* A GEMM output straight to u8: bit-identical across ISAs, and equal to
+ * its definition, scale_s32_f32 then quantize_f32_u8, on int32 extremes,
+ * exact ties (odd y times 0.5), -0 scales, values far outside the u8 range,
+ * both roundings, and a counter that wraps inside the call. */
+static void check_requantize(const i8t_kernel_table *t, const i8t_kernel_table *g, size_t n,
+                             uint64_t rng) {
+  int32_t *y = malloc(n * sizeof *y);
+  float *s = malloc(n * sizeof *s), *v = malloc(n * sizeof *v);
+  uint8_t *q1 = malloc(n), *q2 = malloc(n), *q3 = malloc(n);
+  for (size_t i = 0; i < n; i++) {
+    y[i] = i % 3 ? (int32_t)test_rand(&rng) : (int32_t)(test_rand(&rng) % 601) - 300;
+    s[i] = i % 3 ? test_rand_float(&rng, -3.0f, 3.0f) : 0.5f;
+  }
+  for (size_t i = 0; i < n; i += 17) y[i] = i & 1 ? INT32_MAX : INT32_MIN;
+  for (size_t i = 4; i < n; i += 19) s[i] = -0.0f;
+  const struct { float inv; int32_t zp; } cases[] = {{1.0f, 128}, {2.5e-8f, 3}, {0.37f, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int stoch = 0; stoch < 2; stoch++) {
+      const i8t_noise noise = {stoch, 0x9E3779B9u, 0xFFFFFFF3u};
+      t->requantize_s32_u8.run(n, y, s, cases[c].inv, cases[c].zp, noise, q1);
+      g->requantize_s32_u8.run(n, y, s, cases[c].inv, cases[c].zp, noise, q2);
+      g->scale_s32_f32.run(n, y, s, v);
+      g->quantize_f32_u8.run(v, n, cases[c].inv, cases[c].zp, noise, q3);
+      assert_memory_equal(q1, q2, n);
+      assert_memory_equal(q2, q3, n);
+    }
+  free(y), free(s), free(v), free(q1), free(q2), free(q3);
+}
+
 /* BN backward's s8 + s16 errors, one hash per two elements: bit-identical
  * across ISAs; both follow floor(clamp(t + u)) with an element's 16 random
  * bits (s8, on v * cs) and their low byte (s16), written out here (NaN
@@ -562,7 +591,8 @@ static void check_layer_kernels_isa(i8t_isa isa) {
   const i8t_kernel_table *t = i8t_kernels_for_isa(isa), *g = i8t_kernels_for_isa(I8T_ISA_GENERIC);
   const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
-    check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si);
+    check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si),
+        check_requantize(t, g, sizes[si], 3000 + si);
   check_s8s16_tiny_values(t);
   check_bn_col_sums(t);
   check_bn_lane_extremes_rows(t);

@@ -105,6 +105,21 @@ void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
   for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qbar[i]);
 }
 
+/* A GEMM output to u8 (kernel_table.h): scale_s32_f32's float, then
+ * quantize_f32_u8's rule on it. The x86 folders take the vector version
+ * from src/x86/x86_elementwise_template.h. */
+#ifndef I8T_NN_X86_QUANTIZE
+void I8T_NN_FN(i8t_requantize_s32_u8)(size_t n, const int32_t *restrict y,
+                                      const float *restrict s, float inv_scale, int32_t zp,
+                                      i8t_noise noise, uint8_t *restrict q) {
+  for (size_t i = 0; i < n; i++) {
+    float v = (float)y[i] * s[i];
+    float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
+    q[i] = (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+  }
+}
+#endif
+
 /* Two stochastic roundings per element from 16 random bits (kernel_table.h).
  * The x86 folders define I8T_NN_X86_QUANTIZE and take the vector version
  * from src/x86/x86_elementwise_template.h, which applies these operations

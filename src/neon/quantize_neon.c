@@ -38,8 +38,8 @@ typedef struct quant_params {
  * zero point is added and the clamp applied in float, and only the clamped,
  * integral value is converted: the same operations in the same order as the
  * generic kernels, hence the same bits for every input, huge ones included. */
-static inline int32x4_t quantize_x4(const float *x, size_t i, const quant_params *p) {
-  float32x4_t v = vmulq_f32(vld1q_f32(x + i), vdupq_n_f32(p->inv_scale));
+static inline int32x4_t quantize_x4(float32x4_t x, size_t i, const quant_params *p) {
+  float32x4_t v = vmulq_f32(x, vdupq_n_f32(p->inv_scale));
   float32x4_t r;
   if (!p->noise.stochastic) {
     r = vrndnq_f32(v);
@@ -59,7 +59,8 @@ static inline int32x4_t quantize_x4(const float *x, size_t i, const quant_params
 
 /* Eight elements as int16 (values already within the output range). */
 static inline int16x8_t quantize_x8(const float *x, size_t i, const quant_params *p) {
-  return vcombine_s16(vmovn_s32(quantize_x4(x, i, p)), vmovn_s32(quantize_x4(x, i + 4, p)));
+  return vcombine_s16(vmovn_s32(quantize_x4(vld1q_f32(x + i), i, p)),
+                      vmovn_s32(quantize_x4(vld1q_f32(x + i + 4), i + 4, p)));
 }
 
 static inline int32_t quantize_one(const float *x, size_t i, const quant_params *p) {
@@ -98,6 +99,26 @@ void i8t_quantize_f32_s16__neon(const float *x, size_t n, float inv_scale, i8t_n
                                 int16_t *q) {
   const quant_params p = {inv_scale, 0.0f, -32767.0f, 32767.0f, noise};
   quantize_s16(x, n, &p, q);
+}
+
+/* ---- a GEMM output straight to u8 (kernel_table.h: requantize_s32_u8) ---- */
+
+/* scale_s32_f32's float: SCVTF rounds to nearest, as the C cast. */
+static inline float32x4_t scaled_s32_x4(const int32_t *y, const float *s, size_t i) {
+  return vmulq_f32(vcvtq_f32_s32(vld1q_s32(y + i)), vld1q_f32(s + i));
+}
+
+void i8t_requantize_s32_u8__neon(size_t n, const int32_t *y, const float *s, float inv_scale,
+                                 int32_t zp, i8t_noise noise, uint8_t *q) {
+  const quant_params p = {inv_scale, (float)zp, 0.0f, 255.0f, noise};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    STORE8_U8(q + i, vcombine_s16(vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i), i, &p)),
+                                  vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i + 4), i + 4, &p))));
+  for (; i < n; i++) {
+    float r = i8t_round_scaled((float)y[i] * s[i] * inv_scale, noise, (uint32_t)i) + p.zp;
+    q[i] = (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+  }
 }
 
 /* ---- reductions ---- */

@@ -614,23 +614,32 @@ typedef struct requant_job {
 } requant_job;
 
 i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const float *cs,
-                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
-                              float *v) {
-  const size_t sub = nn_block_rows(C);
-  i8t_status st = I8T_OK;
-  for (size_t b0 = 0; b0 < rows && !st; b0 += sub) {
-    size_t n = (I8T_MIN(rows, b0 + sub) - b0) * C;
-    i8t_kernels()->scale_s32_f32.run(n, y + b0 * C, cs, v);
-    st = i8t_quantize_f32_u8(v, n, p, nn_round_at(r, first + b0 * C), q + b0 * C);
+                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q) {
+  if (!(p.scale > 0.0f) || !isfinite(p.scale))
+    return i8t_error(I8T_ERR_INVALID_ARG, "requantize: scale %g is not a positive finite number",
+                     (double)p.scale);
+  const i8t_requantize_s32_u8_fn run = i8t_kernels()->requantize_s32_u8.run;
+  const float inv_scale = 1.0f / p.scale; /* as i8t_quantize_f32_u8 */
+  const size_t block = nn_block_rows(C) * C, total = rows * C;
+  r.counter += first;
+  /* cs repeats every block; the counter's 2^32 boundaries split a call too */
+  for (size_t b0 = 0; b0 < total; b0 += block) {
+    size_t b1 = I8T_MIN(total, b0 + block);
+    i8t_noise noise;
+    for (size_t at = b0, len; at < b1; at += len) {
+      len = i8t_noise_piece(r, at, b1, &noise);
+      run(len, y + at, cs + (at - b0), inv_scale, p.zero_point, noise, q + at);
+    }
   }
-  return st;
+  return I8T_OK;
 }
 
 static void requant_task(void *arg, size_t task, int worker) {
   requant_job *j = arg;
   const size_t C = j->C, r0 = task * j->per, r1 = I8T_MIN(j->rows, r0 + j->per);
+  (void)worker;
   nn_errors_set(&j->err, nn_requantize_rows(j->y + r0 * C, r1 - r0, C, j->cs, j->p, j->r, r0 * C,
-                                            j->q + r0 * C, nn_scratch(j->ws, worker, NN_SLOT_D)));
+                                            j->q + r0 * C));
 }
 
 i8t_status i8t_requantize_s32_u8(i8t_workspace *ws, const int32_t *y, size_t rows,
@@ -643,9 +652,8 @@ i8t_status i8t_requantize_s32_u8(i8t_workspace *ws, const int32_t *y, size_t row
   if (col_scale_count != 1 && col_scale_count != channels)
     return i8t_error(I8T_ERR_INVALID_ARG, "requantize: %zu scales for %zu channels",
                      col_scale_count, channels);
-  i8t_status st = nn_reserve(ws, NN_SLOT_D, nn_block_rows(channels) * channels * sizeof(float));
   float *cs = nn_shared_floats(ws, 1, channels);
-  if (st || !cs) return st ? st : I8T_ERR_NO_MEMORY;
+  if (!cs) return I8T_ERR_NO_MEMORY;
   size_t len = nn_block_rows(channels) * channels;
   for (size_t i = 0; i < len; i++) cs[i] = col_scale[col_scale_count == 1 ? 0 : i % channels];
   requant_job j = {y, rows, channels, nn_rows_per_task(rows, channels), cs, out, r, q, ws, {0}};

@@ -396,15 +396,14 @@ typedef struct fwd_finish {
 static void forward_finish_task(void *arg, size_t task, int worker) {
   const fwd_finish *f = arg;
   fwd_job *j = f->j;
+  (void)worker;
   const nn_conv_geom *g = &j->g;
   size_t n = f->n0 + task, C = (size_t)g->s.out_c, rows = g->out_rows;
   int32_t *y = f->y + task * rows * C;
   if (f->out) copy_columns_s32(f->out + task * rows * j->N, rows, j->N, C, y);
   if (j->smin && !f->ranged)
     sample_range(y, rows, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
-  if (j->out.q)
-    nn_errors_set(&j->err,
-                  nn_fused_u8_sample(&j->out, y, rows, C, n, nn_scratch(j->ws, worker, NN_SLOT_D)));
+  if (j->out.q) nn_errors_set(&j->err, nn_fused_u8_sample(&j->out, y, rows, C, n));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -643,7 +642,6 @@ static i8t_status forward(fwd_job *j) {
   if (rep) {
     nn_replicate_scales(j->col_scale, j->ncs, Co, rep, buf[4]);
     j->out.cs_rep = buf[4];
-    if ((st = nn_reserve(ws, NN_SLOT_D, rep * sizeof(float)))) return st;
   }
   if (batched) {
     for (size_t n0 = 0; n0 < (size_t)s->batch && !st; n0 += spc)

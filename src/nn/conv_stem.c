@@ -131,9 +131,7 @@ static void stem_fwd_task(void *arg, size_t task, int worker) {
       run(H, W, img, padded_ld(s), j->wq + b * 12 * STEM_CO, j->bias + b * STEM_CO,
           y + b * STEM_CO, C, mn + b * STEM_CO, mx + b * STEM_CO);
     if (j->smin) sample_range(mn, mx, C, j->col_scale, j->ncs, &j->smin[n], &j->smax[n]);
-    if (j->out.q)
-      nn_errors_set(&j->err, nn_fused_u8_sample(&j->out, y, rows, C, n,
-                                                nn_scratch(j->ws, worker, NN_SLOT_D)));
+    if (j->out.q) nn_errors_set(&j->err, nn_fused_u8_sample(&j->out, y, rows, C, n));
   }
 }
 
@@ -147,8 +145,7 @@ static i8t_status stem_forward(stem_fwd_job *j, const int8_t *w) {
   i8t_status st;
   if ((st = nn_reserve(ws, NN_SLOT_A, padded_size(s) * (j->s16_image ? 2 : 1))) ||
       (st = nn_reserve(ws, NN_SLOT_B, 2 * C * sizeof(int32_t))) ||
-      (!j->y && (st = nn_reserve(ws, NN_SLOT_C, rows * C * sizeof(int32_t)))) ||
-      (rep && (st = nn_reserve(ws, NN_SLOT_D, rep * sizeof(float)))))
+      (!j->y && (st = nn_reserve(ws, NN_SLOT_C, rows * C * sizeof(int32_t)))))
     return st;
   /* bias, weight groups, scales: each a multiple of 64 bytes (C % 16 == 0) */
   char *shared = nn_shared_bytes(ws, C * sizeof(int32_t) + C * 12 + rep * sizeof(float));

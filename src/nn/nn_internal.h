@@ -96,11 +96,10 @@ static inline i8t_rounding nn_round_at(i8t_rounding r, size_t first) {
 
 /* i8t_requantize_s32_u8 of `rows` rows of C values at y, which are the
  * tensor's elements first.. (so that the rounding stream matches): q =
- * Q_u8(y * cs) in blocks of nn_block_rows(C) rows through v (that many
- * floats of scratch); cs is the column scales replicated over a block. */
+ * Q_u8(y * cs) in blocks of nn_block_rows(C) rows; cs is the column scales
+ * replicated over a block. */
 i8t_status nn_requantize_rows(const int32_t *y, size_t rows, size_t C, const float *cs,
-                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q,
-                              float *v);
+                              i8t_qparams p, i8t_rounding r, size_t first, uint8_t *q);
 
 /* A convolution output's real min and max from its int32 ones, with one
  * column scale (which may be negative: then they swap). */
@@ -133,12 +132,10 @@ static inline void nn_replicate_scales(const float *cs, size_t ncs, size_t C, si
 }
 
 /* Sample n's int32 block y (rows x C) requantized into f->q at the sample's
- * element offset (the rounding stream of the whole tensor); v: scratch of
- * nn_block_rows(C) rows. */
+ * element offset (the rounding stream of the whole tensor). */
 static inline i8t_status nn_fused_u8_sample(const nn_fused_u8 *f, const int32_t *y, size_t rows,
-                                            size_t C, size_t n, float *v) {
-  return nn_requantize_rows(y, rows, C, f->cs_rep, f->qp, f->r, n * rows * C, f->q + n * rows * C,
-                            v);
+                                            size_t C, size_t n) {
+  return nn_requantize_rows(y, rows, C, f->cs_rep, f->qp, f->r, n * rows * C, f->q + n * rows * C);
 }
 
 /* Absolute maximum of v[0..n) (0 for n = 0); non-finite values make it +Inf. */

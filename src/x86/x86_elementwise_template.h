@@ -141,24 +141,34 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl
   return vf_to_vi_trunc(r);
 }
 
-/* The loop shared by the three formats: blocks of 4 vectors, stored through
- * STORE_BLOCK(q + i, v0, v1, v2, v3), then the scalar rule for the tail. */
-#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, ADD_ZP, STORE_BLOCK)                 \
+/* The loop shared by the quantizers: blocks of 4 vectors of the values
+ * LOAD_LANES(at) (elements at.. of the input), stored through
+ * STORE_BLOCK(q + i, v0, v1, v2, v3), then the scalar rule on VALUE_AT(i)
+ * for the tail. */
+#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, ADD_ZP, LOAD_LANES, VALUE_AT, STORE_BLOCK) \
   quant_consts k = quant_consts_make(inv_scale, zp, LO, HI, noise);                  \
   i8t_vi weyl = quant_weyl_start(noise);                                             \
   size_t i = 0;                                                                      \
   for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {                             \
     i8t_vi v[4];                                                                     \
     for (int j = 0; j < 4; j++) {                                                    \
-      v[j] = quantize_lanes(&k, vf_load(x + i + (size_t)j * I8T_VLANES), weyl, ADD_ZP); \
+      v[j] = quantize_lanes(&k, LOAD_LANES(i + (size_t)j * I8T_VLANES), weyl, ADD_ZP); \
       weyl = vi_add32(weyl, k.weyl_step);                                            \
     }                                                                                \
     STORE_BLOCK(q + i, v[0], v[1], v[2], v[3]);                                      \
   }                                                                                  \
   for (; i < n; i++) {                                                               \
-    float r = i8t_round_scaled(x[i] * inv_scale, noise, (uint32_t)i) + (float)zp;    \
+    float r = i8t_round_scaled(VALUE_AT(i) * inv_scale, noise, (uint32_t)i) + (float)zp; \
     q[i] = (OUT_TYPE)i8t_clamp_to_int(r, LO, HI);                                    \
   }
+
+/* The quantizers' input: floats x. */
+#define I8T_X86_LOAD_F32(at) vf_load(x + (at))
+#define I8T_X86_F32_AT(i) x[i]
+/* requantize_s32_u8's: (float)y * s, the product rounded to float as
+ * scale_s32_f32 rounds it (cvtdq2ps rounds to nearest, as the C cast). */
+#define I8T_X86_LOAD_SCALED_S32(at) vf_mul(vi_to_vf(vi_load(y + (at))), vf_load(s + (at)))
+#define I8T_X86_SCALED_S32_AT(i) ((float)y[i] * s[i])
 
 #define I8T_X86_STORE_8BIT(q, a, b, c, d) vi_store_lo8x4((q), (a), (b), (c), (d))
 #define I8T_X86_STORE_16BIT(q, a, b, c, d)          \
@@ -169,19 +179,29 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl
 
 void I8T_X86_NAME(i8t_quantize_f32_u8)(const float *x, size_t n, float inv_scale, int32_t zp,
                                        i8t_noise noise, uint8_t *q) {
-  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
+                        I8T_X86_STORE_8BIT)
+}
+
+void I8T_X86_NAME(i8t_requantize_s32_u8)(size_t n, const int32_t *y, const float *s,
+                                         float inv_scale, int32_t zp, i8t_noise noise,
+                                         uint8_t *q) {
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_LOAD_SCALED_S32,
+                        I8T_X86_SCALED_S32_AT, I8T_X86_STORE_8BIT)
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s8)(const float *x, size_t n, float inv_scale,
                                        i8t_noise noise, int8_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, 0, I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, 0, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
+                        I8T_X86_STORE_8BIT)
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scale,
                                         i8t_noise noise, int16_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, 0, I8T_X86_STORE_16BIT)
+  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, 0, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
+                        I8T_X86_STORE_16BIT)
 }
 
 /* ------------------------------------------------------------------------ */
