@@ -176,37 +176,31 @@ const char *i8t_cpu_features(void) {
 
 /* The table's entries as (role, name) pairs, for `int8train info` and tests;
  * the optional ones last, the narrow GEMM kernels and the stem convolution's
- * ("(none)" where a path has none). */
-enum { KERNEL_ENTRIES = 32 };
+ * ("(none)" where a path has none). Each entry appears once: its role is its
+ * field's name, so the roles and the names cannot drift apart. */
+#define KERNEL_ENTRIES(X)                                                                   \
+  X(gemm_u8s8s32) X(gemm_s8s8s32) X(gemm_s16u8s32) X(minmax_f32) X(quantize_f32_u8)        \
+  X(quantize_f32_s8) X(quantize_f32_s16) X(colwise_stats_u8) X(requantize_s32_u8)          \
+  X(axpy_s32_f32) X(axpy_s8_f32) X(affine_u8_f32) X(affine_quantize_u8)                    \
+  X(bn_lane_extremes) X(minmax_s32) X(mask_u8_f32)                                         \
+  X(mask_pos_f32) X(affine_s8_f32) X(add_centered_u8_f32) X(quantize_f32_s8s16)            \
+  X(bn_col_sums) X(grad_sum_absmax) X(grad_sum_quantize_s8) X(interleave_pixels_u8_s16)    \
+  X(col2im_s32) X(interleave_rows_s16) X(gemm_u8s8s32_narrow) X(gemm_s8s8s32_narrow)       \
+  X(gemm_s16u8s32_narrow) X(conv3x3_c1_fwd) X(conv3x3_c1_wgrad)
 
-static const char *const kernel_roles[KERNEL_ENTRIES] = {
-    "gemm_u8s8s32", "gemm_s8s8s32",   "gemm_s16u8s32",   "minmax_f32",
-    "quantize_f32_u8", "quantize_f32_s8", "quantize_f32_s16", "colwise_stats_u8",
-    "scale_s32_f32", "requantize_s32_u8", "axpy_s32_f32", "axpy_s8_f32", "affine_u8_f32", "bn_lane_extremes", "minmax_s32", "relu_mask_f32", "mask_u8_f32", "mask_pos_f32",
-    "affine_s8_f32", "add_centered_u8_f32", "quantize_f32_s8s16",
-    "bn_col_sums", "grad_sum_absmax", "grad_sum_quantize_s8", "interleave_pixels_u8_s16",
-    "col2im_s32", "interleave_rows_s16",
-    "gemm_u8s8s32_narrow", "gemm_s8s8s32_narrow", "gemm_s16u8s32_narrow",
-    "conv3x3_c1_fwd", "conv3x3_c1_wgrad"};
+#define KERNEL_ROLE(entry) #entry,
+static const char *const kernel_roles[] = {KERNEL_ENTRIES(KERNEL_ROLE)};
+enum { KERNEL_COUNT = sizeof kernel_roles / sizeof kernel_roles[0] };
 
-size_t i8t_kernel_count(void) { return KERNEL_ENTRIES; }
+size_t i8t_kernel_count(void) { return KERNEL_COUNT; }
 
-const char *i8t_kernel_role(size_t i) { return i < KERNEL_ENTRIES ? kernel_roles[i] : NULL; }
+const char *i8t_kernel_role(size_t i) { return i < KERNEL_COUNT ? kernel_roles[i] : NULL; }
 
 const char *i8t_kernel_name(size_t i) {
   const i8t_kernel_table *t = i8t_kernels();
-  const char *const names[KERNEL_ENTRIES] = {
-      t->gemm_u8s8s32.name,    t->gemm_s8s8s32.name,    t->gemm_s16u8s32.name,
-      t->minmax_f32.name,      t->quantize_f32_u8.name, t->quantize_f32_s8.name,
-      t->quantize_f32_s16.name, t->colwise_stats_u8.name, t->scale_s32_f32.name,
-      t->requantize_s32_u8.name, t->axpy_s32_f32.name,    t->axpy_s8_f32.name,     t->affine_u8_f32.name,
-      t->bn_lane_extremes.name, t->minmax_s32.name,
-      t->relu_mask_f32.name,   t->mask_u8_f32.name,     t->mask_pos_f32.name,
-      t->affine_s8_f32.name,   t->add_centered_u8_f32.name, t->quantize_f32_s8s16.name,
-      t->bn_col_sums.name, t->grad_sum_absmax.name, t->grad_sum_quantize_s8.name,
-      t->interleave_pixels_u8_s16.name, t->col2im_s32.name, t->interleave_rows_s16.name,
-      t->gemm_u8s8s32_narrow.name, t->gemm_s8s8s32_narrow.name, t->gemm_s16u8s32_narrow.name,
-      t->conv3x3_c1_fwd.name, t->conv3x3_c1_wgrad.name};
-  if (i >= KERNEL_ENTRIES) return NULL;
+#define KERNEL_NAME(entry) t->entry.name,
+  const char *const names[KERNEL_COUNT] = {KERNEL_ENTRIES(KERNEL_NAME)};
+#undef KERNEL_NAME
+  if (i >= KERNEL_COUNT) return NULL;
   return names[i] ? names[i] : "(none)";
 }

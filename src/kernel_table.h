@@ -192,11 +192,9 @@ typedef void (*i8t_colwise_stats_u8_fn)(const uint8_t *x, size_t rows, size_t co
 /* Layer passes (src/nn): the inner loops over one block of n values. Plain C
  * in src/generic/nn_kernels_template.h, compiled once per ISA folder with its
  * flags; -ffp-contract=off keeps every result bit-identical across ISAs. */
-/* v[i] = (float)y[i] * s[i] (requantization of GEMM outputs). */
-typedef void (*i8t_scale_s32_f32_fn)(size_t n, const int32_t *y, const float *s, float *v);
 /* A GEMM output straight to u8: q[i] = what quantize_f32_u8 gives for the
- * float v[i] = (float)y[i] * s[i] (scale_s32_f32's value), element i taking
- * noise's counter + i. One pass, the float only in a register: the two-pass
+ * float v[i] = (float)y[i] * s[i] (the cast rounding to nearest), element i
+ * taking noise's counter + i. One pass, the float only in a register: the two-pass
  * form spent as long on its float round trip as on the rounding. */
 typedef void (*i8t_requantize_s32_u8_fn)(size_t n, const int32_t *y, const float *s,
                                          float inv_scale, int32_t zp, i8t_noise noise,
@@ -210,6 +208,17 @@ typedef void (*i8t_axpy_s8_f32_fn)(size_t n, float sc, const int8_t *p, int accu
 /* v[i] = m[i] * (float)x[i] + a[i], or v[i] += (that) when accumulate. */
 typedef void (*i8t_affine_u8_f32_fn)(size_t n, const uint8_t *x, const float *m,
                                      const float *a, int accumulate, float *v);
+/* The last term of a sum of u8 terms straight to u8 (i8t_sum_act_forward_u8):
+ * v = m[i] * (float)x[i] + a[i], then base[i] + v where base holds the
+ * earlier terms' sum (NULL: no earlier term); with relu, mask[i] = v > 0
+ * (mask may be NULL) and v = v > 0 ? v : 0; then q[i] = quantize_f32_u8's
+ * rule on v, element i taking noise's counter + i. The operations of
+ * affine_u8_f32, the ReLU and quantize_f32_u8 in turn, so the same bits as
+ * those passes over a float block. */
+typedef void (*i8t_affine_quantize_u8_fn)(size_t n, const uint8_t *x, const float *m,
+                                          const float *a, const float *base, int relu,
+                                          uint8_t *mask, float inv_scale, int32_t zp,
+                                          i8t_noise noise, uint8_t *q);
 /* Range BN lanes: over `rows` rows of n lanes (row r at x + r * ld), the
  * min/max of x per lane and the group index b + r where each first occurs. */
 typedef void (*i8t_bn_lane_extremes_fn)(size_t rows, size_t n, size_t ld, uint16_t b,
@@ -217,8 +226,6 @@ typedef void (*i8t_bn_lane_extremes_fn)(size_t rows, size_t n, size_t ld, uint16
                                         uint16_t *amn, uint16_t *amx);
 /* *mn, *mx = min and max of y[0..n), n > 0 (per-sample GEMM output ranges). */
 typedef void (*i8t_minmax_s32_fn)(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);
-/* ReLU with its derivative: mask[i] = v[i] > 0; v[i] = max(v[i], 0) (+0 for NaN). */
-typedef void (*i8t_relu_mask_f32_fn)(size_t n, float *v, uint8_t *mask);
 /* v[i] = mask[i] ? v[i] : 0 (masked gradient from stored ReLU bytes). */
 typedef void (*i8t_mask_u8_f32_fn)(size_t n, const uint8_t *mask, float *v);
 /* v[i] = w[i] > 0 ? v[i] : 0 (masked gradient from recomputed activations). */
@@ -344,14 +351,13 @@ typedef struct i8t_kernel_table {
   struct { const char *name; i8t_quantize_f32_s16_fn run; } quantize_f32_s16;
   struct { const char *name; i8t_colwise_stats_u8_fn run; } colwise_stats_u8;
 
-  struct { const char *name; i8t_scale_s32_f32_fn run; } scale_s32_f32;
   struct { const char *name; i8t_requantize_s32_u8_fn run; } requantize_s32_u8;
   struct { const char *name; i8t_axpy_s32_f32_fn run; } axpy_s32_f32;
   struct { const char *name; i8t_axpy_s8_f32_fn run; } axpy_s8_f32;
   struct { const char *name; i8t_affine_u8_f32_fn run; } affine_u8_f32;
+  struct { const char *name; i8t_affine_quantize_u8_fn run; } affine_quantize_u8;
   struct { const char *name; i8t_bn_lane_extremes_fn run; } bn_lane_extremes;
   struct { const char *name; i8t_minmax_s32_fn run; } minmax_s32;
-  struct { const char *name; i8t_relu_mask_f32_fn run; } relu_mask_f32;
   struct { const char *name; i8t_mask_u8_f32_fn run; } mask_u8_f32;
   struct { const char *name; i8t_mask_pos_f32_fn run; } mask_pos_f32;
   struct { const char *name; i8t_affine_s8_f32_fn run; } affine_s8_f32;

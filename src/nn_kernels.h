@@ -13,7 +13,6 @@
 #include "rng.h"
 
 #define I8T_NN_DECLARE(SFX)                                                                 \
-  void i8t_scale_s32_f32__##SFX(size_t n, const int32_t *y, const float *s, float *v);      \
   void i8t_requantize_s32_u8__##SFX(size_t n, const int32_t *y, const float *s,             \
                                     float inv_scale, int32_t zp, i8t_noise noise,           \
                                     uint8_t *q);                                            \
@@ -23,11 +22,14 @@
                               float *v);                                                    \
   void i8t_affine_u8_f32__##SFX(size_t n, const uint8_t *x, const float *m, const float *a, \
                                 int accumulate, float *v);                                  \
+  void i8t_affine_quantize_u8__##SFX(size_t n, const uint8_t *x, const float *m,            \
+                                     const float *a, const float *base, int relu,          \
+                                     uint8_t *mask, float inv_scale, int32_t zp,           \
+                                     i8t_noise noise, uint8_t *q);                         \
   void i8t_bn_lane_extremes__##SFX(size_t rows, size_t n, size_t ld, uint16_t b,          \
                                    const uint8_t *x, uint8_t *mn, uint8_t *mx,            \
                                    uint16_t *amn, uint16_t *amx);                         \
   void i8t_minmax_s32__##SFX(size_t n, const int32_t *y, int32_t *mn, int32_t *mx);         \
-  void i8t_relu_mask_f32__##SFX(size_t n, float *v, uint8_t *mask);                         \
   void i8t_mask_u8_f32__##SFX(size_t n, const uint8_t *mask, float *v);                     \
   void i8t_mask_pos_f32__##SFX(size_t n, const float *w, float *v);                         \
   void i8t_affine_s8_f32__##SFX(size_t n, const int8_t *g, const float *a, const float *b,  \
@@ -63,14 +65,13 @@
 /* Fills the layer-pass entries of table t with the kernels of suffix SFX. */
 #define I8T_NN_SET(t, SFX)                         \
   do {                                             \
-    I8T_NN_SET_ONE(t, scale_s32_f32, SFX);         \
     I8T_NN_SET_ONE(t, requantize_s32_u8, SFX);     \
     I8T_NN_SET_ONE(t, axpy_s32_f32, SFX);          \
     I8T_NN_SET_ONE(t, axpy_s8_f32, SFX);           \
     I8T_NN_SET_ONE(t, affine_u8_f32, SFX);         \
+    I8T_NN_SET_ONE(t, affine_quantize_u8, SFX);    \
     I8T_NN_SET_ONE(t, bn_lane_extremes, SFX);      \
     I8T_NN_SET_ONE(t, minmax_s32, SFX);            \
-    I8T_NN_SET_ONE(t, relu_mask_f32, SFX);         \
     I8T_NN_SET_ONE(t, mask_u8_f32, SFX);           \
     I8T_NN_SET_ONE(t, mask_pos_f32, SFX);          \
     I8T_NN_SET_ONE(t, affine_s8_f32, SFX);         \
@@ -134,6 +135,22 @@ static inline float i8t_grad_sum_one(const i8t_grad_span *s, size_t i) {
     v += s->sc[k] * x;
   }
   return s->mask && !s->mask[i] ? 0.0f : v;
+}
+
+/* Element i of affine_quantize_u8 (kernel_table.h): the portable kernel and
+ * the vector kernels' tails. */
+static inline uint8_t i8t_affine_quantize_u8_one(const uint8_t *x, const float *m,
+                                                 const float *a, const float *base, int relu,
+                                                 uint8_t *mask, float inv_scale, int32_t zp,
+                                                 i8t_noise noise, size_t i) {
+  float v = m[i] * (float)x[i] + a[i];
+  if (base) v = base[i] + v;
+  if (relu) {
+    if (mask) mask[i] = v > 0.0f;
+    v = v > 0.0f ? v : 0.0f;
+  }
+  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
+  return (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
 }
 
 /* quantize_f32_s8's rule for one value (the element at counter offset i). */

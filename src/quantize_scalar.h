@@ -23,9 +23,10 @@ static inline float i8t_round_scaled(float v, i8t_noise noise, uint32_t i) {
   return f + (u < v - f ? 1.0f : 0.0f);
 }
 
-/* Clamps in float before converting, so huge values cannot overflow the int. */
+/* Clamps in float before converting, so huge values cannot overflow the int;
+ * NaN gives lo (converting it would be undefined), as every vector path. */
 static inline int32_t i8t_clamp_to_int(float r, float lo, float hi) {
-  r = r < lo ? lo : r;
+  r = r >= lo ? r : lo;
   r = r > hi ? hi : r;
   return (int32_t)r;
 }

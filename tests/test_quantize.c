@@ -197,6 +197,9 @@ static float *adversarial_floats(size_t n, uint64_t seed) {
   float *x = random_floats(n, -300.0f, 300.0f, seed);
   for (size_t i = 0; i < n; i += 7) x[i] = (float)((int)(i % 600) - 300) + 0.5f;
   for (size_t i = 3; i < n; i += 97) x[i] = (i & 1) ? 1e9f : -1e9f;
+  /* beyond int32 once scaled, infinite, NaN (every path: the low bound) */
+  const float extreme[] = {1e10f, -1e10f, INFINITY, -INFINITY, NAN, 3e9f};
+  for (size_t i = 5; i < n; i += 31) x[i] = extreme[(i / 31) % 6];
   return x;
 }
 
@@ -237,6 +240,7 @@ static void check_elementwise(i8t_isa isa) {
       g->quantize_f32_s16.run(x, n, 97.3f, noise, w2);
       assert_memory_equal(w1, w2, n * 2);
     }
+    for (size_t i = 0; i < n; i++) x[i] = isfinite(x[i]) ? x[i] : 0.0f; /* minmax: finite */
     float mn1, mx1, mn2, mx2;
     assert_int_equal(t->minmax_f32.run(x, n, &mn1, &mx1), 0);
     g->minmax_f32.run(x, n, &mn2, &mx2);
@@ -300,11 +304,6 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   for (size_t i = 0; i < n; i += 17) y[i] = i & 1 ? INT32_MAX : INT32_MIN, q8[i] = -128;
   for (size_t i = 1; i < n; i += 17) x[i] = i & 2 ? 255 : 0, q8[i] = 127;
   for (size_t i = 4; i < n; i += 19) m[i] = -0.0f; /* -0 * q + -0 = -0: kept, not +0 */
-  adversarial_fill(v1, n, &rng);
-  memcpy(v2, v1, n * sizeof *v1);
-  t->scale_s32_f32.run(n, y, m, v1);
-  g->scale_s32_f32.run(n, y, m, v2);
-  assert_memory_equal(v1, v2, n * sizeof *v1);
   for (int acc = 0; acc < 2; acc++) {
     adversarial_fill(v1, n, &rng);
     memcpy(v2, v1, n * sizeof *v1);
@@ -333,16 +332,6 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   t->add_centered_u8_f32.run(n, x, a, m, v1);
   g->add_centered_u8_f32.run(n, x, a, m, v2);
   assert_memory_equal(v1, v2, n * sizeof *v1);
-  /* ReLU masks: NaN, -0, +-Inf and exact zeros among the values */
-  adversarial_fill(v1, n, &rng);
-  for (size_t i = 6; i < n; i += 23) v1[i] = NAN;
-  for (size_t i = 7; i < n; i += 29) v1[i] = 0.0f;
-  memcpy(v2, v1, n * sizeof *v1);
-  uint8_t *k1 = malloc(n), *k2 = malloc(n);
-  t->relu_mask_f32.run(n, v1, k1);
-  g->relu_mask_f32.run(n, v2, k2);
-  assert_memory_equal(v1, v2, n * sizeof *v1);
-  assert_memory_equal(k1, k2, n);
   adversarial_fill(v1, n, &rng);
   memcpy(v2, v1, n * sizeof *v1);
   t->mask_u8_f32.run(n, x, v1); /* x: bytes 0 and 1..255 both count */
@@ -354,7 +343,7 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
   t->mask_pos_f32.run(n, w, v1);
   g->mask_pos_f32.run(n, w, v2);
   assert_memory_equal(v1, v2, n * sizeof *v1);
-  free(k1), free(k2), free(w);
+  free(w);
   /* int32 extremes, with INT32_MIN / INT32_MAX among the values */
   int32_t mn1, mx1, mn2, mx2;
   t->minmax_s32.run(n, y, &mn1, &mx1);
@@ -388,7 +377,7 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
 }
 
 /* A GEMM output straight to u8: bit-identical across ISAs, and equal to
- * its definition, scale_s32_f32 then quantize_f32_u8, on int32 extremes,
+ * its definition, (float)y * s then quantize_f32_u8, on int32 extremes,
  * exact ties (odd y times 0.5), -0 scales, values far outside the u8 range,
  * both roundings, and a counter that wraps inside the call. */
 static void check_requantize(const i8t_kernel_table *t, const i8t_kernel_table *g, size_t n,
@@ -408,12 +397,63 @@ static void check_requantize(const i8t_kernel_table *t, const i8t_kernel_table *
       const i8t_noise noise = {stoch, 0x9E3779B9u, 0xFFFFFFF3u};
       t->requantize_s32_u8.run(n, y, s, cases[c].inv, cases[c].zp, noise, q1);
       g->requantize_s32_u8.run(n, y, s, cases[c].inv, cases[c].zp, noise, q2);
-      g->scale_s32_f32.run(n, y, s, v);
+      for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * s[i];
       g->quantize_f32_u8.run(v, n, cases[c].inv, cases[c].zp, noise, q3);
       assert_memory_equal(q1, q2, n);
       assert_memory_equal(q2, q3, n);
     }
   free(y), free(s), free(v), free(q1), free(q2), free(q3);
+}
+
+/* The last term of a u8 sum straight to u8: bit-identical across ISAs, and
+ * equal to its definition, affine_u8_f32 (onto the earlier terms' sum or
+ * not), the ReLU and its mask (or none), then quantize_f32_u8: with and without
+ * an earlier sum, ReLU and mask, both roundings and a wrapping counter, on
+ * x = 0 and 255, -0, NaN and infinite parameters, sums far outside the u8
+ * range and exact ties. */
+static void check_affine_quantize(const i8t_kernel_table *t, const i8t_kernel_table *g,
+                                  size_t n, uint64_t rng) {
+  uint8_t *x = malloc(n), *q1 = malloc(n), *q2 = malloc(n), *q3 = malloc(n);
+  uint8_t *k1 = malloc(n), *k2 = malloc(n), *k3 = malloc(n);
+  float *m = malloc(n * sizeof *m), *a = malloc(n * sizeof *a), *base = malloc(n * sizeof *base);
+  float *v = malloc(n * sizeof *v);
+  for (size_t i = 0; i < n; i++) {
+    x[i] = (uint8_t)test_rand(&rng);
+    m[i] = test_rand_float(&rng, -0.5f, 0.5f);
+    a[i] = test_rand_float(&rng, -40.0f, 40.0f);
+    base[i] = test_rand_float(&rng, -60.0f, 60.0f);
+  }
+  for (size_t i = 0; i < n; i += 7) x[i] = i & 1 ? 255 : 0;
+  for (size_t i = 1; i < n; i += 9) m[i] = 0.5f, a[i] = 0.0f, x[i] |= 1; /* ties of x / 2 */
+  for (size_t i = 2; i < n; i += 11) m[i] = -0.0f, a[i] = -0.0f;        /* -0 sums */
+  for (size_t i = 3; i < n; i += 13) a[i] = i & 2 ? INFINITY : -INFINITY;
+  for (size_t i = 5; i < n; i += 17) base[i] = NAN;
+  for (size_t i = 6; i < n; i += 19) a[i] = 3e9f;
+  const float inv_scale = 0.9f;
+  const int32_t zp = 17;
+  for (int mode = 0; mode < 16; mode++) {
+    const int has_base = mode & 1, relu = (mode >> 1) & 1, masked = (mode >> 2) & 1;
+    const i8t_noise noise = {(mode >> 3) & 1, 0x51ED270Bu, 0xFFFFFFE9u};
+    const float *b = has_base ? base : NULL;
+    uint8_t *mk1 = relu && masked ? k1 : NULL, *mk2 = relu && masked ? k2 : NULL;
+    t->affine_quantize_u8.run(n, x, m, a, b, relu, mk1, inv_scale, zp, noise, q1);
+    g->affine_quantize_u8.run(n, x, m, a, b, relu, mk2, inv_scale, zp, noise, q2);
+    if (has_base) memcpy(v, base, n * sizeof *v);
+    g->affine_u8_f32.run(n, x, m, a, has_base, v);
+    for (size_t i = 0; relu && i < n; i++) { /* NaN: mask 0, value +0 */
+      k3[i] = v[i] > 0.0f;
+      v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+    }
+    g->quantize_f32_u8.run(v, n, inv_scale, zp, noise, q3);
+    assert_memory_equal(q1, q2, n);
+    assert_memory_equal(q2, q3, n);
+    if (mk1) {
+      assert_memory_equal(k1, k2, n);
+      assert_memory_equal(k2, k3, n);
+    }
+  }
+  free(x), free(q1), free(q2), free(q3), free(k1), free(k2), free(k3);
+  free(m), free(a), free(base), free(v);
 }
 
 /* BN backward's s8 + s16 errors, one hash per two elements: bit-identical
@@ -592,7 +632,8 @@ static void check_layer_kernels_isa(i8t_isa isa) {
   const size_t sizes[] = {1, 15, 33, 64, 127, 2048, 4099}; /* tails of every vector width */
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
     check_layer_kernels(t, g, sizes[si], 1000 + si), check_s8s16(t, g, sizes[si], 2000 + si),
-        check_requantize(t, g, sizes[si], 3000 + si);
+        check_requantize(t, g, sizes[si], 3000 + si),
+        check_affine_quantize(t, g, sizes[si], 4000 + si);
   check_s8s16_tiny_values(t);
   check_bn_col_sums(t);
   check_bn_lane_extremes_rows(t);

@@ -98,6 +98,13 @@ static inline __m256i vi_packs8x4_ordered(i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d
 static inline void vi_store_sat_s8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
   _mm256_storeu_si256((__m256i *)q, vi_packs8x4_ordered(a, b, c, d));
 }
+/* uint8 from four vectors, any int32 lanes saturating to 0..255 (to int16,
+ * then unsigned to bytes). */
+static inline void vi_store_sat_u8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  __m256i abcd = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  abcd = _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256((__m256i *)q, abcd);
+}
 static inline void vi_store_sat_s8x2(void *q, i8t_vi a, i8t_vi b) {
   _mm_storeu_si128((__m128i *)q, _mm256_castsi256_si128(vi_packs8x4_ordered(a, b, a, b)));
 }

@@ -87,14 +87,23 @@ static inline void vi_store_lo16x2(void *q, i8t_vi a, i8t_vi b) {
 /* Saturating stores of lanes already in range (the callers clamp first):
  * int8 from four vectors or two, int16 from two. In-lane packs and one lane
  * permute: half the shuffle uops of vpmovdb / vpmovdw per vector. */
-static inline __m512i vi_packs8x4_ordered(i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+static inline __m512i vi_bytes_in_order_x4(__m512i abcd) {
   /* 128-bit lane L holds dwords a[4L..], b[4L..], c[4L..], d[4L..]. */
-  __m512i abcd = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
   const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
   return _mm512_permutexvar_epi32(order, abcd);
 }
+static inline __m512i vi_packs8x4_ordered(i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  return vi_bytes_in_order_x4(
+      _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d)));
+}
 static inline void vi_store_sat_s8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
   _mm512_storeu_si512(q, vi_packs8x4_ordered(a, b, c, d));
+}
+/* uint8 from four vectors, any int32 lanes saturating to 0..255 (to int16,
+ * then unsigned to bytes). */
+static inline void vi_store_sat_u8x4(void *q, i8t_vi a, i8t_vi b, i8t_vi c, i8t_vi d) {
+  _mm512_storeu_si512(q, vi_bytes_in_order_x4(_mm512_packus_epi16(_mm512_packs_epi32(a, b),
+                                                                  _mm512_packs_epi32(c, d))));
 }
 static inline void vi_store_sat_s8x2(void *q, i8t_vi a, i8t_vi b) {
   _mm256_storeu_si256((__m256i *)q, i8t_mm512_lo256(vi_packs8x4_ordered(a, b, a, b)));

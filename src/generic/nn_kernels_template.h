@@ -15,11 +15,6 @@
 #define I8T_NN_CAT(a, b) I8T_NN_CAT2(a, b)
 #define I8T_NN_FN(name) I8T_NN_CAT(name, I8T_NN_SFX)
 
-void I8T_NN_FN(i8t_scale_s32_f32)(size_t n, const int32_t *restrict y, const float *restrict s,
-                                  float *restrict v) {
-  for (size_t i = 0; i < n; i++) v[i] = (float)y[i] * s[i];
-}
-
 /* 0.0f + t, not t: -0 turns into +0 exactly as after zeroing v (no
  * -ffast-math, so the compiler keeps the add). */
 #define I8T_NN_AXPY()                                                        \
@@ -46,6 +41,18 @@ void I8T_NN_FN(i8t_affine_u8_f32)(size_t n, const uint8_t *restrict x, const flo
   else
     for (size_t i = 0; i < n; i++) v[i] = m[i] * (float)x[i] + a[i];
 }
+
+/* The last term of a u8 sum straight to u8 (kernel_table.h); the x86
+ * folders take the vector version from x86_elementwise_template.h. */
+#ifndef I8T_NN_X86_QUANTIZE
+void I8T_NN_FN(i8t_affine_quantize_u8)(size_t n, const uint8_t *x, const float *m,
+                                       const float *a, const float *base, int relu,
+                                       uint8_t *mask, float inv_scale, int32_t zp,
+                                       i8t_noise noise, uint8_t *q) {
+  for (size_t i = 0; i < n; i++)
+    q[i] = i8t_affine_quantize_u8_one(x, m, a, base, relu, mask, inv_scale, zp, noise, i);
+}
+#endif
 
 /* One row of lanes; strict comparisons keep the earliest group. */
 static inline void I8T_NN_FN(bn_lane_extremes_row)(size_t n, uint16_t b,
@@ -79,13 +86,6 @@ void I8T_NN_FN(i8t_minmax_s32)(size_t n, const int32_t *restrict y, int32_t *mn,
   *mn = lo, *mx = hi;
 }
 
-void I8T_NN_FN(i8t_relu_mask_f32)(size_t n, float *restrict v, uint8_t *restrict mask) {
-  for (size_t i = 0; i < n; i++) {
-    mask[i] = v[i] > 0.0f;
-    v[i] = v[i] > 0.0f ? v[i] : 0.0f;
-  }
-}
-
 void I8T_NN_FN(i8t_mask_u8_f32)(size_t n, const uint8_t *restrict mask, float *restrict v) {
   for (size_t i = 0; i < n; i++) v[i] = mask[i] ? v[i] : 0.0f;
 }
@@ -105,7 +105,7 @@ void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
   for (size_t i = 0; i < n; i++) v[i] += e[i] * ((float)x[i] - qbar[i]);
 }
 
-/* A GEMM output to u8 (kernel_table.h): scale_s32_f32's float, then
+/* A GEMM output to u8 (kernel_table.h): the scaled float, then
  * quantize_f32_u8's rule on it. The x86 folders take the vector version
  * from src/x86/x86_elementwise_template.h. */
 #ifndef I8T_NN_X86_QUANTIZE

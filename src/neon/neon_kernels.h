@@ -21,6 +21,9 @@ void i8t_gemm_s8s8s32_ukernel_8x8c4__neondot(size_t kc, const void *a, const voi
                                              int32_t *c, size_t ldc, int accumulate);
 
 int i8t_minmax_f32__neon(const float *x, size_t n, float *min, float *max);
+void i8t_affine_quantize_u8__neon(size_t n, const uint8_t *x, const float *m, const float *a,
+                                  const float *base, int relu, uint8_t *mask, float inv_scale,
+                                  int32_t zp, i8t_noise noise, uint8_t *q);
 void i8t_requantize_s32_u8__neon(size_t n, const int32_t *y, const float *s, float inv_scale,
                                  int32_t zp, i8t_noise noise, uint8_t *q);
 void i8t_quantize_f32_u8__neon(const float *x, size_t n, float inv_scale, int32_t zp,

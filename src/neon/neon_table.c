@@ -1,6 +1,6 @@
 /* The neon kernel table (every aarch64 core): the generic table with the
- * Advanced SIMD GEMMs, quantizers (BN backward's s8 + s16 pass and the GEMM
- * outputs' requantize among them) and reductions. */
+ * Advanced SIMD GEMMs, quantizers (BN backward's s8 + s16 pass, the GEMM
+ * outputs' requantize and the u8 sums' among them) and reductions. */
 #include "neon_kernels.h"
 
 void i8t_init_table_neon(i8t_kernel_table *t) {
@@ -32,4 +32,6 @@ void i8t_init_table_neon(i8t_kernel_table *t) {
   t->quantize_f32_s8s16.run = i8t_quantize_f32_s8s16__neon;
   t->requantize_s32_u8.name = "requantize_s32_u8__neon";
   t->requantize_s32_u8.run = i8t_requantize_s32_u8__neon;
+  t->affine_quantize_u8.name = "affine_quantize_u8__neon";
+  t->affine_quantize_u8.run = i8t_affine_quantize_u8__neon;
 }

@@ -53,7 +53,7 @@ static inline int32x4_t quantize_x4(float32x4_t x, size_t i, const quant_params 
     r = vaddq_f32(f, vreinterpretq_f32_u32(vandq_u32(round_up, one)));
   }
   r = vaddq_f32(r, vdupq_n_f32(p->zp));
-  r = vminq_f32(vmaxq_f32(r, vdupq_n_f32(p->lo)), vdupq_n_f32(p->hi));
+  r = vminq_f32(vmaxnmq_f32(r, vdupq_n_f32(p->lo)), vdupq_n_f32(p->hi)); /* FMAXNM: NaN gives lo */
   return vcvtq_s32_f32(r);
 }
 
@@ -103,7 +103,7 @@ void i8t_quantize_f32_s16__neon(const float *x, size_t n, float inv_scale, i8t_n
 
 /* ---- a GEMM output straight to u8 (kernel_table.h: requantize_s32_u8) ---- */
 
-/* scale_s32_f32's float: SCVTF rounds to nearest, as the C cast. */
+/* (float)y * s: SCVTF rounds to nearest, as the C cast. */
 static inline float32x4_t scaled_s32_x4(const int32_t *y, const float *s, size_t i) {
   return vmulq_f32(vcvtq_f32_s32(vld1q_s32(y + i)), vld1q_f32(s + i));
 }
@@ -119,6 +119,45 @@ void i8t_requantize_s32_u8__neon(size_t n, const int32_t *y, const float *s, flo
     float r = i8t_round_scaled((float)y[i] * s[i] * inv_scale, noise, (uint32_t)i) + p.zp;
     q[i] = (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
   }
+}
+
+/* ---- the last term of a u8 sum straight to u8 (kernel_table.h: affine_quantize_u8) ---- */
+
+/* Four lanes of m * (float)x + a (+ base); x widened from u16 lanes. */
+static inline float32x4_t affine_x4(uint16x4_t x, const float *m, const float *a,
+                                    const float *base, size_t i) {
+  float32x4_t v = vaddq_f32(vmulq_f32(vld1q_f32(m + i), vcvtq_f32_u32(vmovl_u16(x))),
+                            vld1q_f32(a + i));
+  return base ? vaddq_f32(vld1q_f32(base + i), v) : v;
+}
+
+/* v > 0 ? v : 0 by a select: FMAX would keep a NaN, the rule gives 0. */
+static inline float32x4_t relu_x4(float32x4_t v, uint32x4_t pos) {
+  return vbslq_f32(pos, v, vdupq_n_f32(0.0f));
+}
+
+void i8t_affine_quantize_u8__neon(size_t n, const uint8_t *x, const float *m, const float *a,
+                                  const float *base, int relu, uint8_t *mask, float inv_scale,
+                                  int32_t zp, i8t_noise noise, uint8_t *q) {
+  const quant_params p = {inv_scale, (float)zp, 0.0f, 255.0f, noise};
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint16x8_t x16 = vmovl_u8(vld1_u8(x + i));
+    float32x4_t v0 = affine_x4(vget_low_u16(x16), m, a, base, i);
+    float32x4_t v1 = affine_x4(vget_high_u16(x16), m, a, base, i + 4);
+    if (relu) {
+      uint32x4_t p0 = vcgtq_f32(v0, zero), p1 = vcgtq_f32(v1, zero); /* NaN: false */
+      if (mask)
+        vst1_u8(mask + i, vand_u8(vmovn_u16(vcombine_u16(vmovn_u32(p0), vmovn_u32(p1))),
+                                  vdup_n_u8(1)));
+      v0 = relu_x4(v0, p0), v1 = relu_x4(v1, p1);
+    }
+    STORE8_U8(q + i, vcombine_s16(vmovn_s32(quantize_x4(v0, i, &p)),
+                                  vmovn_s32(quantize_x4(v1, i + 4, &p))));
+  }
+  for (; i < n; i++)
+    q[i] = i8t_affine_quantize_u8_one(x, m, a, base, relu, mask, inv_scale, zp, noise, i);
 }
 
 /* ---- reductions ---- */

@@ -85,6 +85,7 @@ typedef struct sum_act_job {
   i8t_workspace *ws;
   float *smin, *smax;
   i8t_qparams p;
+  float inv_scale; /* 1 / p.scale, as the quantizer takes it */
   i8t_rounding r;
   uint8_t *out, *mask_out;
   /* backward */
@@ -195,15 +196,27 @@ void i8t_sum_act_range_from_extremes(const float *mul, const float *add, int rel
   }
 }
 
+/* eval_block's values (and the ReLU's mask) quantized: the terms before the
+ * last summed into v, the last one added, rectified and quantized in the
+ * kernel's registers (affine_quantize_u8: the same bits as eval_block with
+ * the ReLU, then quantize_f32_u8). */
 static void forward_block(sum_act_job *j, size_t b0, size_t b1, float *v, float *w) {
   (void)w;
-  size_t C = j->sh.channels, n = (b1 - b0) * C;
-  eval_block(&j->t, j->relu && !j->mask_out, b0 * C, n, v);
-  if (j->mask_out) { /* the ReLU and its derivative together */
-    i8t_kernels()->relu_mask_f32.run(n, v, j->mask_out + b0 * C);
+  const i8t_kernel_table *kt = i8t_kernels();
+  const rep_terms *t = &j->t;
+  const size_t C = j->sh.channels, n = (b1 - b0) * C, first = b0 * C;
+  const int last = t->n - 1;
+  for (int k = 0; k < last; k++)
+    kt->affine_u8_f32.run(n, t->x[k] + first, t->mul[k], t->add[k], k > 0, v);
+  i8t_rounding r = nn_round_at(j->r, first);
+  i8t_noise noise;
+  for (size_t at = 0, len; at < n; at += len) { /* split where the counter wraps */
+    len = i8t_noise_piece(r, at, n, &noise);
+    kt->affine_quantize_u8.run(len, t->x[last] + first + at, t->mul[last] + at,
+                               t->add[last] + at, last ? v + at : NULL, j->relu,
+                               j->mask_out ? j->mask_out + first + at : NULL, j->inv_scale,
+                               j->p.zero_point, noise, j->out + first + at);
   }
-  nn_errors_set(&j->err, i8t_quantize_f32_u8(v, n, j->p, nn_round_at(j->r, b0 * C),
-                                             j->out + b0 * C));
 }
 
 static void forward_task(void *arg, size_t task, int worker) {
@@ -218,8 +231,11 @@ static i8t_status sum_act_forward(i8t_workspace *ws, const i8t_u8_term *terms, i
   i8t_status st = check_terms(terms, nterms, shape);
   if (st) return st;
   if (!ws || !out) return i8t_error(I8T_ERR_INVALID_ARG, "sum-act forward: NULL argument");
-  sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .p = p, .r = r, .out = out,
-                   .mask_out = mask};
+  if (!(p.scale > 0.0f) || !isfinite(p.scale))
+    return i8t_error(I8T_ERR_INVALID_ARG, "sum-act forward: scale %g is not a positive finite "
+                     "number", (double)p.scale);
+  sum_act_job j = {.relu = relu, .sh = shape, .ws = ws, .p = p, .inv_scale = 1.0f / p.scale,
+                   .r = r, .out = out, .mask_out = mask};
   if ((st = reserve_blocks(ws, shape.channels)) ||
       (st = replicate_terms(ws, terms, nterms, shape.channels, &j.t)))
     return st;

@@ -96,8 +96,8 @@ static inline i8t_vi vi_rng_hash_weyl(i8t_vi key, i8t_vi weyl) {
 }
 
 typedef struct quant_consts {
-  i8t_vf inv_scale, zp, lo, hi, one, u_scale;
-  i8t_vi key, weyl_step;
+  i8t_vf inv_scale, zp, lo, hi, one, u_scale, big;
+  i8t_vi key, weyl_step, zp_int;
   int stochastic;
 } quant_consts;
 
@@ -112,6 +112,8 @@ static inline quant_consts quant_consts_make(float inv_scale, int32_t zp, float 
   k.u_scale = vf_set1(1.0f / 16777216.0f);
   k.key = vi_set1((int32_t)noise.key);
   k.weyl_step = vi_set1((int32_t)(I8T_VLANES * I8T_RNG_GOLDEN));
+  k.big = vf_set1(1073741824.0f); /* 2^30: beyond any output, within int32 */
+  k.zp_int = vi_set1(zp);
   k.stochastic = noise.stochastic;
   return k;
 }
@@ -123,7 +125,7 @@ static inline i8t_vi quant_weyl_start(i8t_noise noise) {
 }
 
 /* One vector of i8t_round_scaled(x * inv_scale) + zp, clamped and truncated
- * to int32; weyl holds the lanes' counters times the golden ratio. ADD_ZP 0
+ * to int32; weyl holds the lanes' counters times the golden ratio. add_zp 0
  * skips the + 0.0f of the symmetric formats: it only turns -0 into +0, which
  * truncate to the same integer. */
 static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl, int add_zp) {
@@ -136,23 +138,41 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl
     r = vf_add(f, vf_one_if_less(u, vf_sub(v, f)));
   }
   if (add_zp) r = vf_add(r, k->zp);
-  r = vf_max(k->lo, r); /* r < lo ? lo : r */
+  r = vf_max(r, k->lo); /* r >= lo ? r : lo (maxps returns its second operand for NaN) */
   r = vf_min(k->hi, r); /* r > hi ? hi : r */
   return vf_to_vi_trunc(r);
+}
+
+/* quantize_lanes for the u8 outputs, whose stores saturate (vi_store_sat_u8x4),
+ * as int32 lanes the store clamps. Native AVX-512, nearest: one conversion
+ * with embedded round-to-nearest-even, then + zp in int32, in place of the
+ * float round, add, clamp and truncation; the same bytes: in range the
+ * integers are equal, a value above 2^30 (or +Inf) is cut to 2^30 first, and
+ * below -2^31 or NaN the conversion gives INT32_MIN (minps keeps a NaN
+ * second operand), all of which saturate as the float clamp does (NaN: 0). */
+static inline i8t_vi quantize_u8_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl) {
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+  if (!k->stochastic) {
+    i8t_vf v = vf_min(k->big, vf_mul(x, k->inv_scale));
+    return vi_add32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                    k->zp_int);
+  }
+#endif
+  return quantize_lanes(k, x, weyl, 1);
 }
 
 /* The loop shared by the quantizers: blocks of 4 vectors of the values
  * LOAD_LANES(at) (elements at.. of the input), stored through
  * STORE_BLOCK(q + i, v0, v1, v2, v3), then the scalar rule on VALUE_AT(i)
  * for the tail. */
-#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, ADD_ZP, LOAD_LANES, VALUE_AT, STORE_BLOCK) \
+#define I8T_X86_QUANTIZE_LOOP(OUT_TYPE, LO, HI, LANES, LOAD_LANES, VALUE_AT, STORE_BLOCK) \
   quant_consts k = quant_consts_make(inv_scale, zp, LO, HI, noise);                  \
   i8t_vi weyl = quant_weyl_start(noise);                                             \
   size_t i = 0;                                                                      \
   for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {                             \
     i8t_vi v[4];                                                                     \
     for (int j = 0; j < 4; j++) {                                                    \
-      v[j] = quantize_lanes(&k, LOAD_LANES(i + (size_t)j * I8T_VLANES), weyl, ADD_ZP); \
+      v[j] = LANES(&k, LOAD_LANES(i + (size_t)j * I8T_VLANES), weyl);               \
       weyl = vi_add32(weyl, k.weyl_step);                                            \
     }                                                                                \
     STORE_BLOCK(q + i, v[0], v[1], v[2], v[3]);                                      \
@@ -165,11 +185,15 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl
 /* The quantizers' input: floats x. */
 #define I8T_X86_LOAD_F32(at) vf_load(x + (at))
 #define I8T_X86_F32_AT(i) x[i]
-/* requantize_s32_u8's: (float)y * s, the product rounded to float as
- * scale_s32_f32 rounds it (cvtdq2ps rounds to nearest, as the C cast). */
+/* requantize_s32_u8's: (float)y * s (cvtdq2ps rounds to nearest, as the C
+ * cast). */
 #define I8T_X86_LOAD_SCALED_S32(at) vf_mul(vi_to_vf(vi_load(y + (at))), vf_load(s + (at)))
 #define I8T_X86_SCALED_S32_AT(i) ((float)y[i] * s[i])
 
+/* The lanes of the u8 format (with its zero point) and the symmetric ones. */
+#define I8T_X86_LANES_ZP(k, x, weyl) quantize_u8_lanes((k), (x), (weyl))
+#define I8T_X86_LANES_SYM(k, x, weyl) quantize_lanes((k), (x), (weyl), 0)
+#define I8T_X86_STORE_U8(q, a, b, c, d) vi_store_sat_u8x4((q), (a), (b), (c), (d))
 #define I8T_X86_STORE_8BIT(q, a, b, c, d) vi_store_lo8x4((q), (a), (b), (c), (d))
 #define I8T_X86_STORE_16BIT(q, a, b, c, d)          \
   do {                                              \
@@ -179,29 +203,80 @@ static inline i8t_vi quantize_lanes(const quant_consts *k, i8t_vf x, i8t_vi weyl
 
 void I8T_X86_NAME(i8t_quantize_f32_u8)(const float *x, size_t n, float inv_scale, int32_t zp,
                                        i8t_noise noise, uint8_t *q) {
-  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
-                        I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, I8T_X86_LANES_ZP, I8T_X86_LOAD_F32,
+                        I8T_X86_F32_AT, I8T_X86_STORE_U8)
 }
 
 void I8T_X86_NAME(i8t_requantize_s32_u8)(size_t n, const int32_t *y, const float *s,
                                          float inv_scale, int32_t zp, i8t_noise noise,
                                          uint8_t *q) {
-  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, 1, I8T_X86_LOAD_SCALED_S32,
-                        I8T_X86_SCALED_S32_AT, I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(uint8_t, 0.0f, 255.0f, I8T_X86_LANES_ZP, I8T_X86_LOAD_SCALED_S32,
+                        I8T_X86_SCALED_S32_AT, I8T_X86_STORE_U8)
+}
+
+/* u8 widened to int32 lanes (SIMDe: two AVX2 halves, as grad_s8_lanes). */
+static inline __m256i u8_x8(const uint8_t *p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+}
+#if I8T_VLANES == 16 && !defined(I8T_AVX512_EMULATED)
+static inline i8t_vi u8_lanes(const uint8_t *p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+#elif I8T_VLANES == 16
+static inline i8t_vi u8_lanes(const uint8_t *p) {
+  return i8t_mm512_join256(u8_x8(p), u8_x8(p + 8));
+}
+#else
+static inline i8t_vi u8_lanes(const uint8_t *p) { return u8_x8(p); }
+#endif
+
+/* affine_quantize_u8 (kernel_table.h): per vector, the term (plus base),
+ * the ReLU and its mask, then quantize_lanes on the value in its register;
+ * outputs and mask bytes go out four vectors at a time. vf_max(v, 0) is the
+ * ReLU's v > 0 ? v : 0 (maxps returns its second operand for NaN and for
+ * -0 against +0); 0 < v, ordered, is its mask. */
+static inline i8t_vf affine_lanes(const uint8_t *x, const float *m, const float *a,
+                                  const float *base, size_t at) {
+  i8t_vf v = vf_add(vf_mul(vf_load(m + at), vi_to_vf(u8_lanes(x + at))), vf_load(a + at));
+  return base ? vf_add(vf_load(base + at), v) : v;
+}
+
+void I8T_X86_NAME(i8t_affine_quantize_u8)(size_t n, const uint8_t *x, const float *m,
+                                          const float *a, const float *base, int relu,
+                                          uint8_t *mask, float inv_scale, int32_t zp,
+                                          i8t_noise noise, uint8_t *q) {
+  const quant_consts k = quant_consts_make(inv_scale, zp, 0.0f, 255.0f, noise);
+  const i8t_vf zero = vf_set1(0.0f);
+  i8t_vi weyl = quant_weyl_start(noise);
+  size_t i = 0;
+  for (; i + 4 * I8T_VLANES <= n; i += 4 * I8T_VLANES) {
+    i8t_vi out[4], on[4];
+    for (int j = 0; j < 4; j++) {
+      i8t_vf v = affine_lanes(x, m, a, base, i + (size_t)j * I8T_VLANES);
+      on[j] = vf_to_vi_trunc(vf_one_if_less(zero, v));
+      if (relu) v = vf_max(v, zero);
+      out[j] = quantize_u8_lanes(&k, v, weyl);
+      weyl = vi_add32(weyl, k.weyl_step);
+    }
+    vi_store_sat_u8x4(q + i, out[0], out[1], out[2], out[3]);
+    if (relu && mask) vi_store_sat_u8x4(mask + i, on[0], on[1], on[2], on[3]);
+  }
+  for (; i < n; i++)
+    q[i] = i8t_affine_quantize_u8_one(x, m, a, base, relu, mask, inv_scale, zp, noise, i);
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s8)(const float *x, size_t n, float inv_scale,
                                        i8t_noise noise, int8_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, 0, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
-                        I8T_X86_STORE_8BIT)
+  I8T_X86_QUANTIZE_LOOP(int8_t, -127.0f, 127.0f, I8T_X86_LANES_SYM, I8T_X86_LOAD_F32,
+                        I8T_X86_F32_AT, I8T_X86_STORE_8BIT)
 }
 
 void I8T_X86_NAME(i8t_quantize_f32_s16)(const float *x, size_t n, float inv_scale,
                                         i8t_noise noise, int16_t *q) {
   const int32_t zp = 0;
-  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, 0, I8T_X86_LOAD_F32, I8T_X86_F32_AT,
-                        I8T_X86_STORE_16BIT)
+  I8T_X86_QUANTIZE_LOOP(int16_t, -32767.0f, 32767.0f, I8T_X86_LANES_SYM, I8T_X86_LOAD_F32,
+                        I8T_X86_F32_AT, I8T_X86_STORE_16BIT)
 }
 
 /* ------------------------------------------------------------------------ */
