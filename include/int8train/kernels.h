@@ -78,7 +78,10 @@ i8t_qparams i8t_qparams_u8(float min, float max);
  * point 0; qmax = 127 (8 bits) or 32767 (16 bits). */
 i8t_qparams i8t_qparams_symmetric(float absmax, int bits);
 
-/** q = clamp(round(x / scale) + zero_point, 0, 255). */
+/** q = clamp(round(x / scale) + zero_point, 0, 255). These quantizers take
+ * the values as they are: +-Inf and values beyond the range clamp, and NaN
+ * gives the low bound (0, -127, -32767), the same on every kernel path; the
+ * _auto variants reject NaN and Inf (I8T_ERR_NONFINITE). */
 i8t_status i8t_quantize_f32_u8(const float *x, size_t n, i8t_qparams p,
                                i8t_rounding r, uint8_t *q);
 /** q = clamp(round(x / scale), -127, 127). */
