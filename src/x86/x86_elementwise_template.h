@@ -231,7 +231,7 @@ static inline i8t_vi u8_lanes(const uint8_t *p) { return u8_x8(p); }
 #endif
 
 /* affine_quantize_u8 (kernel_table.h): per vector, the term (plus base),
- * the ReLU and its mask, then quantize_lanes on the value in its register;
+ * the ReLU and its mask, then quantize_u8_lanes on the value in its register;
  * outputs and mask bytes go out four vectors at a time. vf_max(v, 0) is the
  * ReLU's v > 0 ? v : 0 (maxps returns its second operand for NaN and for
  * -0 against +0); 0 < v, ordered, is its mask. */
@@ -253,7 +253,7 @@ void I8T_X86_NAME(i8t_affine_quantize_u8)(size_t n, const uint8_t *x, const floa
     i8t_vi out[4], on[4];
     for (int j = 0; j < 4; j++) {
       i8t_vf v = affine_lanes(x, m, a, base, i + (size_t)j * I8T_VLANES);
-      on[j] = vf_to_vi_trunc(vf_one_if_less(zero, v));
+      on[j] = vf_to_vi_trunc(vf_one_if_less(zero, v)); /* a select on relu && mask cost more */
       if (relu) v = vf_max(v, zero);
       out[j] = quantize_u8_lanes(&k, v, weyl);
       weyl = vi_add32(weyl, k.weyl_step);
