@@ -137,6 +137,15 @@ static inline float i8t_grad_sum_one(const i8t_grad_span *s, size_t i) {
   return s->mask && !s->mask[i] ? 0.0f : v;
 }
 
+/* Element i of requantize_s32_u8 (kernel_table.h): the portable kernel and
+ * the NEON tail (the x86 tail spells the same rule in its quantize loop). */
+static inline uint8_t i8t_requantize_u8_one(const int32_t *y, const float *s, float inv_scale,
+                                            int32_t zp, i8t_noise noise, size_t i) {
+  float v = (float)y[i] * s[i];
+  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
+  return (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+}
+
 /* Element i of affine_quantize_u8 (kernel_table.h): the portable kernel and
  * the vector kernels' tails. */
 static inline uint8_t i8t_affine_quantize_u8_one(const uint8_t *x, const float *m,

@@ -112,11 +112,7 @@ void I8T_NN_FN(i8t_add_centered_u8_f32)(size_t n, const uint8_t *restrict x,
 void I8T_NN_FN(i8t_requantize_s32_u8)(size_t n, const int32_t *restrict y,
                                       const float *restrict s, float inv_scale, int32_t zp,
                                       i8t_noise noise, uint8_t *restrict q) {
-  for (size_t i = 0; i < n; i++) {
-    float v = (float)y[i] * s[i];
-    float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
-    q[i] = (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
-  }
+  for (size_t i = 0; i < n; i++) q[i] = i8t_requantize_u8_one(y, s, inv_scale, zp, noise, i);
 }
 #endif
 

@@ -115,10 +115,7 @@ void i8t_requantize_s32_u8__neon(size_t n, const int32_t *y, const float *s, flo
   for (; i + 8 <= n; i += 8)
     STORE8_U8(q + i, vcombine_s16(vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i), i, &p)),
                                   vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i + 4), i + 4, &p))));
-  for (; i < n; i++) {
-    float r = i8t_round_scaled((float)y[i] * s[i] * inv_scale, noise, (uint32_t)i) + p.zp;
-    q[i] = (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
-  }
+  for (; i < n; i++) q[i] = i8t_requantize_u8_one(y, s, inv_scale, zp, noise, i);
 }
 
 /* ---- the last term of a u8 sum straight to u8 (kernel_table.h: affine_quantize_u8) ---- */
