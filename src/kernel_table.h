@@ -176,8 +176,9 @@ static inline size_t i8t_noise_piece(i8t_rounding r, size_t at, size_t n, i8t_no
 
 /* Returns non-zero if any element is NaN or Inf (min/max then undefined). */
 typedef int (*i8t_minmax_f32_fn)(const float *x, size_t n, float *min, float *max);
-/* q = clamp(R(x * inv_scale) + zp, lo, hi), R = nearest-even or stochastic.
- * The product is one float multiply (no FMA) so that every ISA rounds the same. */
+/* q = clamp(R(x * inv_scale) + zp, lo, hi), R = nearest-even or stochastic;
+ * NaN gives lo. The product is one float multiply (no FMA) so that every ISA
+ * rounds the same. */
 typedef void (*i8t_quantize_f32_u8_fn)(const float *x, size_t n, float inv_scale,
                                        int32_t zp, i8t_noise noise, uint8_t *q);
 typedef void (*i8t_quantize_f32_s8_fn)(const float *x, size_t n, float inv_scale,
