@@ -378,8 +378,9 @@ static void check_layer_kernels(const i8t_kernel_table *t, const i8t_kernel_tabl
 
 /* A GEMM output straight to u8: bit-identical across ISAs, and equal to
  * its definition, (float)y * s then quantize_f32_u8, on int32 extremes,
- * exact ties (odd y times 0.5), -0 scales, values far outside the u8 range,
- * both roundings, and a counter that wraps inside the call. */
+ * exact ties (odd y times 0.5), -0, NaN and infinite scales, values far
+ * outside the u8 range, both roundings, and a counter that wraps inside the
+ * call. */
 static void check_requantize(const i8t_kernel_table *t, const i8t_kernel_table *g, size_t n,
                              uint64_t rng) {
   int32_t *y = malloc(n * sizeof *y);
@@ -391,6 +392,7 @@ static void check_requantize(const i8t_kernel_table *t, const i8t_kernel_table *
   }
   for (size_t i = 0; i < n; i += 17) y[i] = i & 1 ? INT32_MAX : INT32_MIN;
   for (size_t i = 4; i < n; i += 19) s[i] = -0.0f;
+  for (size_t i = 5; i < n; i += 23) s[i] = i & 1 ? NAN : (i & 2 ? INFINITY : -INFINITY);
   const struct { float inv; int32_t zp; } cases[] = {{1.0f, 128}, {2.5e-8f, 3}, {0.37f, 0}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
     for (int stoch = 0; stoch < 2; stoch++) {
