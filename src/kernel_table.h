@@ -334,6 +334,14 @@ typedef void (*i8t_conv3x3_c1_fwd_fn)(size_t h, size_t w, const void *img, size_
 typedef void (*i8t_conv3x3_c1_wgrad_fn)(size_t h, size_t w, const int16_t *xs, size_t ldx,
                                         const int16_t *dy, size_t ldd, int64_t *acc);
 
+/* Sets entry ENTRY of table t to kernel i8t_ENTRY__SFX, named "ENTRY__SFX"
+ * (every ISA's table fills its kernel entries this way). */
+#define I8T_TABLE_SET(t, ENTRY, SFX)      \
+  do {                                    \
+    (t)->ENTRY.name = #ENTRY "__" #SFX;   \
+    (t)->ENTRY.run = i8t_##ENTRY##__##SFX; \
+  } while (0)
+
 typedef struct i8t_kernel_table {
   i8t_isa isa;
   i8t_gemm_ukernel gemm_u8s8s32;  /* forward: activations x weights */

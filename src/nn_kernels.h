@@ -56,33 +56,27 @@
                                       const int16_t *a, const int16_t *b, size_t lda,       \
                                       int16_t *d, size_t ldd);
 
-#define I8T_NN_SET_ONE(t, ENTRY, SFX)              \
-  do {                                             \
-    (t)->ENTRY.name = #ENTRY "__" #SFX;            \
-    (t)->ENTRY.run = i8t_##ENTRY##__##SFX;         \
-  } while (0)
-
 /* Fills the layer-pass entries of table t with the kernels of suffix SFX. */
 #define I8T_NN_SET(t, SFX)                         \
   do {                                             \
-    I8T_NN_SET_ONE(t, requantize_s32_u8, SFX);     \
-    I8T_NN_SET_ONE(t, axpy_s32_f32, SFX);          \
-    I8T_NN_SET_ONE(t, axpy_s8_f32, SFX);           \
-    I8T_NN_SET_ONE(t, affine_u8_f32, SFX);         \
-    I8T_NN_SET_ONE(t, affine_quantize_u8, SFX);    \
-    I8T_NN_SET_ONE(t, bn_lane_extremes, SFX);      \
-    I8T_NN_SET_ONE(t, minmax_s32, SFX);            \
-    I8T_NN_SET_ONE(t, mask_u8_f32, SFX);           \
-    I8T_NN_SET_ONE(t, mask_pos_f32, SFX);          \
-    I8T_NN_SET_ONE(t, affine_s8_f32, SFX);         \
-    I8T_NN_SET_ONE(t, add_centered_u8_f32, SFX);   \
-    I8T_NN_SET_ONE(t, quantize_f32_s8s16, SFX);    \
-    I8T_NN_SET_ONE(t, bn_col_sums, SFX);           \
-    I8T_NN_SET_ONE(t, grad_sum_absmax, SFX);       \
-    I8T_NN_SET_ONE(t, grad_sum_quantize_s8, SFX);  \
-    I8T_NN_SET_ONE(t, interleave_pixels_u8_s16, SFX); \
-    I8T_NN_SET_ONE(t, col2im_s32, SFX);            \
-    I8T_NN_SET_ONE(t, interleave_rows_s16, SFX);   \
+    I8T_TABLE_SET(t, requantize_s32_u8, SFX);     \
+    I8T_TABLE_SET(t, axpy_s32_f32, SFX);          \
+    I8T_TABLE_SET(t, axpy_s8_f32, SFX);           \
+    I8T_TABLE_SET(t, affine_u8_f32, SFX);         \
+    I8T_TABLE_SET(t, affine_quantize_u8, SFX);    \
+    I8T_TABLE_SET(t, bn_lane_extremes, SFX);      \
+    I8T_TABLE_SET(t, minmax_s32, SFX);            \
+    I8T_TABLE_SET(t, mask_u8_f32, SFX);           \
+    I8T_TABLE_SET(t, mask_pos_f32, SFX);          \
+    I8T_TABLE_SET(t, affine_s8_f32, SFX);         \
+    I8T_TABLE_SET(t, add_centered_u8_f32, SFX);   \
+    I8T_TABLE_SET(t, quantize_f32_s8s16, SFX);    \
+    I8T_TABLE_SET(t, bn_col_sums, SFX);           \
+    I8T_TABLE_SET(t, grad_sum_absmax, SFX);       \
+    I8T_TABLE_SET(t, grad_sum_quantize_s8, SFX);  \
+    I8T_TABLE_SET(t, interleave_pixels_u8_s16, SFX); \
+    I8T_TABLE_SET(t, col2im_s32, SFX);            \
+    I8T_TABLE_SET(t, interleave_rows_s16, SFX);   \
   } while (0)
 
 /* Element i of quantize_f32_s8s16 (kernel_table.h): the portable kernel and

@@ -18,20 +18,12 @@ void i8t_init_table_neon(i8t_kernel_table *t) {
                                         .run = i8t_gemm_s16u8s32_ukernel_8x8__neon,
                                         .mr = 8, .nr = 8, .kr = 1,
                                         .a_elem = I8T_PACK_S16, .b_elem = I8T_PACK_S16};
-  t->minmax_f32.name = "minmax_f32__neon";
-  t->minmax_f32.run = i8t_minmax_f32__neon;
-  t->quantize_f32_u8.name = "quantize_f32_u8__neon";
-  t->quantize_f32_u8.run = i8t_quantize_f32_u8__neon;
-  t->quantize_f32_s8.name = "quantize_f32_s8__neon";
-  t->quantize_f32_s8.run = i8t_quantize_f32_s8__neon;
-  t->quantize_f32_s16.name = "quantize_f32_s16__neon";
-  t->quantize_f32_s16.run = i8t_quantize_f32_s16__neon;
-  t->colwise_stats_u8.name = "colwise_stats_u8__neon";
-  t->colwise_stats_u8.run = i8t_colwise_stats_u8__neon;
-  t->quantize_f32_s8s16.name = "quantize_f32_s8s16__neon";
-  t->quantize_f32_s8s16.run = i8t_quantize_f32_s8s16__neon;
-  t->requantize_s32_u8.name = "requantize_s32_u8__neon";
-  t->requantize_s32_u8.run = i8t_requantize_s32_u8__neon;
-  t->affine_quantize_u8.name = "affine_quantize_u8__neon";
-  t->affine_quantize_u8.run = i8t_affine_quantize_u8__neon;
+  I8T_TABLE_SET(t, minmax_f32, neon);
+  I8T_TABLE_SET(t, quantize_f32_u8, neon);
+  I8T_TABLE_SET(t, quantize_f32_s8, neon);
+  I8T_TABLE_SET(t, quantize_f32_s16, neon);
+  I8T_TABLE_SET(t, colwise_stats_u8, neon);
+  I8T_TABLE_SET(t, quantize_f32_s8s16, neon);
+  I8T_TABLE_SET(t, requantize_s32_u8, neon);
+  I8T_TABLE_SET(t, affine_quantize_u8, neon);
 }

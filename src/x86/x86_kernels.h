@@ -42,26 +42,19 @@
 /* Fills the stem entries of table t (S16_IMAGE: the forward reads the s16 image). */
 #define I8T_X86_SET_STEM(t, SFX, S16_IMAGE)                        \
   do {                                                             \
-    (t)->conv3x3_c1_fwd.name = "conv3x3_c1_fwd__" #SFX;            \
-    (t)->conv3x3_c1_fwd.run = i8t_conv3x3_c1_fwd__##SFX;           \
+    I8T_TABLE_SET(t, conv3x3_c1_fwd, SFX);                        \
     (t)->conv3x3_c1_fwd.s16_image = (S16_IMAGE);                   \
-    (t)->conv3x3_c1_wgrad.name = "conv3x3_c1_wgrad__" #SFX;        \
-    (t)->conv3x3_c1_wgrad.run = i8t_conv3x3_c1_wgrad__##SFX;       \
+    I8T_TABLE_SET(t, conv3x3_c1_wgrad, SFX);                      \
   } while (0)
 
 /* Fills the elementwise entries of table t with the kernels of suffix SFX. */
-#define I8T_X86_SET_ELEMENTWISE(t, SFX)                                               \
-  do {                                                                                \
-    (t)->minmax_f32.name = "minmax_f32__" #SFX;                                       \
-    (t)->minmax_f32.run = i8t_minmax_f32__##SFX;                                      \
-    (t)->quantize_f32_u8.name = "quantize_f32_u8__" #SFX;                             \
-    (t)->quantize_f32_u8.run = i8t_quantize_f32_u8__##SFX;                            \
-    (t)->quantize_f32_s8.name = "quantize_f32_s8__" #SFX;                             \
-    (t)->quantize_f32_s8.run = i8t_quantize_f32_s8__##SFX;                            \
-    (t)->quantize_f32_s16.name = "quantize_f32_s16__" #SFX;                           \
-    (t)->quantize_f32_s16.run = i8t_quantize_f32_s16__##SFX;                          \
-    (t)->colwise_stats_u8.name = "colwise_stats_u8__" #SFX;                           \
-    (t)->colwise_stats_u8.run = i8t_colwise_stats_u8__##SFX;                          \
+#define I8T_X86_SET_ELEMENTWISE(t, SFX)       \
+  do {                                        \
+    I8T_TABLE_SET(t, minmax_f32, SFX);        \
+    I8T_TABLE_SET(t, quantize_f32_u8, SFX);   \
+    I8T_TABLE_SET(t, quantize_f32_s8, SFX);   \
+    I8T_TABLE_SET(t, quantize_f32_s16, SFX);  \
+    I8T_TABLE_SET(t, colwise_stats_u8, SFX);  \
   } while (0)
 
 I8T_X86_DECLARE_ELEMENTWISE(avx2)
