@@ -131,13 +131,18 @@ static inline float i8t_grad_sum_one(const i8t_grad_span *s, size_t i) {
   return s->mask && !s->mask[i] ? 0.0f : v;
 }
 
+/* quantize_f32_u8's rule for one value (the element at counter offset i). */
+static inline uint8_t i8t_quantize_u8_one(float v, float inv_scale, int32_t zp, i8t_noise noise,
+                                          size_t i) {
+  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
+  return (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+}
+
 /* Element i of requantize_s32_u8 (kernel_table.h): the portable kernel and
  * the NEON tail (the x86 tail spells the same rule in its quantize loop). */
 static inline uint8_t i8t_requantize_u8_one(const int32_t *y, const float *s, float inv_scale,
                                             int32_t zp, i8t_noise noise, size_t i) {
-  float v = (float)y[i] * s[i];
-  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
-  return (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+  return i8t_quantize_u8_one((float)y[i] * s[i], inv_scale, zp, noise, i);
 }
 
 /* Element i of affine_quantize_u8 (kernel_table.h): the portable kernel and
@@ -152,8 +157,7 @@ static inline uint8_t i8t_affine_quantize_u8_one(const uint8_t *x, const float *
     if (mask) mask[i] = v > 0.0f;
     v = v > 0.0f ? v : 0.0f;
   }
-  float r = i8t_round_scaled(v * inv_scale, noise, (uint32_t)i) + (float)zp;
-  return (uint8_t)i8t_clamp_to_int(r, 0.0f, 255.0f);
+  return i8t_quantize_u8_one(v, inv_scale, zp, noise, i);
 }
 
 /* quantize_f32_s8's rule for one value (the element at counter offset i). */
