@@ -9,7 +9,10 @@ cases, columns the impls; each cell is best/median GOPS over the repetitions
 --benchmark_enable_random_interleaving=true so that every impl sees the same
 machine state). A second table gives, per (kind, shape, impl) measured at 1 and
 at more threads, the speed-up over 1 thread of the medians and of the best
-repetitions. --clock cpu uses the main thread's CPU time (1-thread cases only:
+repetitions; when the run has host/parallel_ceiling cases (perfectly parallel
+register-only work, bench_host.cc), their speed-up comes first and each GEMM's
+median speed-up is also given as a fraction of the ceiling's: the part of the
+shortfall that is the GEMM's and not the machine's. --clock cpu uses the main thread's CPU time (1-thread cases only:
 it leaves out the time the benchmark was descheduled; multi-threaded cases are
 left out). Runs from before the /t<threads> suffix count as the thread count in
 their context (int8train_threads, else 1).
@@ -55,6 +58,18 @@ def collect(data, clock):
     return gops
 
 
+def ceiling_times(data):
+    """{(work, threads): [seconds per repetition]} of the host/parallel_ceiling cases."""
+    times = {}
+    for b in data.get("benchmarks", []):
+        name = re.sub(r"/real_time$", "", b.get("run_name") or b["name"])
+        m = re.fullmatch(r"host/parallel_ceiling/(\w+)/t(\d+)", name)
+        if m and b.get("run_type") == "iteration" and not b.get("error_occurred"):
+            t = b["real_time"] * UNITS.get(b.get("time_unit", "ns"), 1e-9)
+            times.setdefault((m.group(1), int(m.group(2))), []).append(t)
+    return times
+
+
 def shape_key(shape):
     return tuple(int(x) for x in shape.split("x"))
 
@@ -90,11 +105,21 @@ def main():
                                 statistics.median(many) / statistics.median(one[impl]),
                                 max(many) / max(one[impl])))
     if scaling:
+        ceiling = ceiling_times(data)
+        ceil_med = {(w, t): statistics.median(ceiling[(w, 1)]) / statistics.median(v)
+                    for (w, t), v in ceiling.items() if t > 1 and (w, 1) in ceiling}
+        # a GEMM is read against the L2 ceiling: its blocks live in L2 too
+        ref = {t: m for (w, t), m in ceil_med.items() if w == "l2"}
         print("\nScaling over 1 thread (same run): time at 1 thread / time at N threads\n")
-        print("| kind | M x N x K | impl | threads | medians | best |")
-        print("|---|---|---|---|---|---|")
+        print("| kind | M x N x K | impl | threads | medians | best | median / l2 ceiling's |")
+        print("|---|---|---|---|---|---|---|")
+        for (w, t) in sorted(ceil_med):
+            best = min(ceiling[(w, 1)]) / min(ceiling[(w, t)])
+            frac = f"{ceil_med[(w, t)] / ref[t]:.2f}" if t in ref else "-"
+            print(f"| host ceiling | {w} | - | {t} | {ceil_med[(w, t)]:.2f}x | {best:.2f}x | {frac} |")
         for kind, shape, impl, threads, med, best in scaling:
-            print(f"| {kind} | {shape} | {impl} | {threads} | {med:.2f}x | {best:.2f}x |")
+            frac = f"{med / ref[threads]:.2f}" if threads in ref else "-"
+            print(f"| {kind} | {shape} | {impl} | {threads} | {med:.2f}x | {best:.2f}x | {frac} |")
 
 
 if __name__ == "__main__":
