@@ -10,13 +10,13 @@
 // stays in the core's L2 (as a GEMM's packed blocks do); `mem` streams a
 // 64 MiB per-thread buffer from memory (the shared L3 and memory bus, which
 // a GEMM's operands cross once per call when they exceed L2). On a quiet
-// dedicated machine all three scale by nearly N x (mem by what the memory bus
-// allows), less what the clock loses with more
-// cores busy; on a shared VM they show what the host takes (a tenant on a
-// core's hyperthread sibling competing for its caches or vector units, a
-// descheduled vCPU), which no split of the work can win back. Threads are
-// pinned as the library's workers are (thread i on the i-th CPU the process
-// could use; the caller on the first).
+// dedicated machine fma and l2 scale by nearly N x (less what the clock
+// loses with more cores busy) and mem by what the memory bus allows; on a
+// shared VM they show what the host takes (a tenant on a core's hyperthread
+// sibling competing for its caches or vector units, a descheduled vCPU, a
+// memory bus shared with other machines), which no split of the work can
+// win back. Threads are pinned as the library's workers are (thread i on the
+// i-th CPU the process could use; the caller on the first).
 #include <sched.h>
 
 #include <atomic>
