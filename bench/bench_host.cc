@@ -190,6 +190,9 @@ class Team {
   Team(int threads, Work work, std::vector<int> cpus)
       : cpus_(std::move(cpus)), work_(work), own_(work) {
     for (int i = 1; i < threads; i++) helpers_.emplace_back([this, i] { helper(i); });
+    // Not before every helper is pinned and has its buffer: a helper still
+    // filling 64 MiB would hold up the first timed job by milliseconds.
+    while (ready_.load(std::memory_order_acquire) != threads - 1) relax();
   }
   ~Team() {
     stop_.store(true);
@@ -226,6 +229,7 @@ class Team {
   void helper(int index) {
     if (!cpus_.empty()) pin_to(cpus_[static_cast<size_t>(index) % cpus_.size()]);
     Stream own(work_); // after pinning: its pages on this thread's node
+    ready_.fetch_add(1, std::memory_order_release);
     unsigned seen = 0; // the generation before the first job, whenever this thread starts
     for (;;) {
       unsigned g;
@@ -243,7 +247,7 @@ class Team {
   Stream own_; // the caller's
   std::vector<std::thread> helpers_;
   std::atomic<unsigned> generation_{0};
-  std::atomic<int> next_{0}, pending_{0};
+  std::atomic<int> next_{0}, pending_{0}, ready_{0};
   std::atomic<bool> stop_{false}, failed_{false};
 };
 
