@@ -15,6 +15,10 @@ With 3 repetitions per side no difference can reach p < 0.05: use 4 or more.
 --stat best compares the fastest repetitions instead of the medians: on a VM
 that shares its host, medians of identical code can move 20-50 % between runs
 while the best moves a few percent (the U test is still required).
+The host/ cases (host/parallel_ceiling/*: fixed work that measures the
+machine, not the library) are the control: they are compared the same way
+but never count as regressions; when one is slower the machine was busier
+for the new run, which the summary says.
 Exit status: 0 no regression, 1 at least one case slower, 2 bad input.
 """
 import argparse
@@ -130,7 +134,7 @@ def main():
         return 2
     width = max(len(n) for n in common)
     print(f"{'case':<{width}}  {'base(us)':>11} {'new(us)':>11} {'change':>8} {'p':>6}  verdict")
-    slower = 0
+    slower = machine_slower = 0
     for name in common:
         b, n = base[name], new[name]
         stat = min if args.stat == "best" else median
@@ -138,18 +142,23 @@ def main():
         change = mn / mb - 1
         p = mann_whitney_p(b, n)
         few = min(len(b), len(n)) < 3
+        control = name.startswith("host/")
         if change > args.threshold and (p < args.alpha or few):
-            verdict = "SLOWER"
-            slower += 1
+            verdict = "machine slower (control)" if control else "SLOWER"
+            machine_slower += control
+            slower += not control
         elif change < -args.threshold and (p < args.alpha or few):
-            verdict = "faster"
+            verdict = "machine faster (control)" if control else "faster"
         else:
-            verdict = "same" if not few else "same (few reps)"
+            verdict = ("same" if not few else "same (few reps)") + (" (control)" if control else "")
         print(f"{name:<{width}}  {mb/1e3:11.2f} {mn/1e3:11.2f} {change*100:+7.1f}% {p:6.3f}  {verdict}")
     only = sorted(set(base) ^ set(new))
     if only:
         print(f"\n{len(only)} case(s) only in one file (not compared)")
     print(f"\n{slower} slower case(s) beyond {args.threshold*100:.0f}% (U test alpha {args.alpha})")
+    if machine_slower:
+        print(f"{machine_slower} host/ control case(s) slower: the machine itself was slower "
+              "for the new run, so its other verdicts may be the machine's")
     return 1 if slower else 0
 
 

@@ -79,6 +79,12 @@ G=gemm/u8s8/avx2/3136x64x576
 write_run "$tmp/gemm_old.json" "$G:10.0,10.2,9.9,10.1,10.3"
 write_run "$tmp/gemm_t1_slower.json" "$G/t1:15.0,15.3,14.8,15.1,15.5;$G/t2:5.0,5.1,4.9,5.2,5.0"
 write_run "$tmp/gemm_t2_only.json" "$G/t2:15.0,15.3,14.8,15.1,15.5"
+# The host/ control case slower (the machine was busier) beside A slower:
+# only A counts, and the summary says the machine was slower.
+H=host/parallel_ceiling/l2/t2
+write_run "$tmp/ctl_base.json" "$base;$H:0.25,0.26,0.25,0.26,0.25"
+write_run "$tmp/ctl_busy.json" "$A:10.0,10.2,9.9,10.1,10.3;$B:5.0,5.1,4.9,5.2,5.0;$H:0.40,0.41,0.42,0.40,0.43"
+write_run "$tmp/ctl_both.json" "$A:15.0,15.3,14.8,15.1,15.5;$B:5.0,5.1,4.9,5.2,5.0;$H:0.40,0.41,0.42,0.40,0.43"
 printf '{"benchmarks": [' >"$tmp/truncated.json"
 printf '{"context": {}}' >"$tmp/foreign.json"
 
@@ -103,6 +109,10 @@ expect 2 "no case names in common" "$tmp/base.json" "$tmp/other.json"
 expect 1 "^$G/t1/real_time .*SLOWER" "$tmp/gemm_old.json" "$tmp/gemm_t1_slower.json"
 expect 1 "1 slower case" "$tmp/gemm_old.json" "$tmp/gemm_t1_slower.json"
 expect 2 "no case names in common" "$tmp/gemm_old.json" "$tmp/gemm_t2_only.json"
+expect 0 "^$H/real_time .*machine slower \(control\)" "$tmp/ctl_base.json" "$tmp/ctl_busy.json"
+expect 0 "1 host/ control case\(s\) slower" "$tmp/ctl_base.json" "$tmp/ctl_busy.json"
+expect 1 "^1 slower case" "$tmp/ctl_base.json" "$tmp/ctl_both.json"
+expect 0 "^0 slower case" "$tmp/ctl_base.json" "$tmp/ctl_base.json"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
