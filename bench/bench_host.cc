@@ -133,10 +133,18 @@ class Stream {
   size_t pos_ = 0;
 };
 
+bool has_avx512() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 uint32_t sum_bytes(const uint8_t *p, size_t bytes) {
 #if defined(__x86_64__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return sum_u32_avx512(p, bytes);
+  if (has_avx512()) return sum_u32_avx512(p, bytes);
 #endif
   return sum_u32_portable(p, bytes);
 }
@@ -146,7 +154,7 @@ float run_chunk(Work work, Stream &in) {
   switch (work) {
     case Work::kFma:
 #if defined(__x86_64__)
-      if (__builtin_cpu_supports("avx512f")) return fma_chunk_avx512(kLoopsPerChunk);
+      if (has_avx512()) return fma_chunk_avx512(kLoopsPerChunk);
 #endif
       return fma_chunk_portable(kLoopsPerChunk);
     case Work::kL2: {

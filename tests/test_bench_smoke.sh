@@ -48,7 +48,7 @@ if ! printf '%s\n' "$out" | grep -Eq '^\| u8s8 \| 256x256x256 \| 1 \|'; then
 fi
 # With two CPUs and a SIMD path the scaling table has the ceiling rows and
 # the GEMM's fraction of the l2 ceiling.
-if [ "$(getconf _NPROCESSORS_ONLN)" -ge 2 ] && [ "$impl" != generic ]; then
+if [ "$(nproc)" -ge 2 ] && [ "$impl" != generic ]; then # nproc: the CPUs this process may use
   for row in '\| host ceiling \| l2 \| - \| 2 \| [0-9.]+x \| [0-9.]+x \| 1\.00 \|' \
              "\\| u8s8 \\| 256x256x256 \\| $impl \\| 2 \\| [0-9.]+x \\| [0-9.]+x \\| [0-9.]+ \\|"; do
     if ! printf '%s\n' "$out" | grep -Eq "^$row"; then
