@@ -9,12 +9,13 @@ cases, columns the impls; each cell is best/median GOPS over the repetitions
 --benchmark_enable_random_interleaving=true so that every impl sees the same
 machine state). A second table gives, per (kind, shape, impl) measured at 1 and
 at more threads, the speed-up over 1 thread of the medians and of the best
-repetitions; when the run has host/parallel_ceiling cases (perfectly parallel
-register-only work, bench_host.cc), their speed-up comes first and each GEMM's
-median speed-up is also given as a fraction of the ceiling's: the part of the
-shortfall that is the GEMM's and not the machine's. --clock cpu uses the main thread's CPU time (1-thread cases only:
-it leaves out the time the benchmark was descheduled; multi-threaded cases are
-left out). Runs from before the /t<threads> suffix count as the thread count in
+repetitions. When the run has host/parallel_ceiling cases (perfectly parallel
+shared-nothing work: fma, l2, mem; bench_host.cc), their speed-ups come first,
+and each speed-up on medians is also given as a fraction of the l2 ceiling's
+(a GEMM's blocks live in L2 too): what is left of the shortfall is the GEMM's,
+not the machine's. --clock cpu uses the main thread's CPU time (1-thread cases
+only: it leaves out the time the benchmark was descheduled; multi-threaded
+cases are left out). Runs from before the /t<threads> suffix count as the thread count in
 their context (int8train_threads, else 1).
 """
 import argparse
