@@ -57,10 +57,11 @@ static inline int32x4_t quantize_x4(float32x4_t x, size_t i, const quant_params 
   return vcvtq_s32_f32(r);
 }
 
-/* Eight elements as int16 (values already within the output range). */
-static inline int16x8_t quantize_x8(const float *x, size_t i, const quant_params *p) {
-  return vcombine_s16(vmovn_s32(quantize_x4(vld1q_f32(x + i), i, p)),
-                      vmovn_s32(quantize_x4(vld1q_f32(x + i + 4), i + 4, p)));
+/* Eight elements i.. as int16 from their values in two vectors (values
+ * already within the output range once quantized). */
+static inline int16x8_t quantize_x8(float32x4_t lo, float32x4_t hi, size_t i,
+                                    const quant_params *p) {
+  return vcombine_s16(vmovn_s32(quantize_x4(lo, i, p)), vmovn_s32(quantize_x4(hi, i + 4, p)));
 }
 
 static inline int32_t quantize_one(const float *x, size_t i, const quant_params *p) {
@@ -69,11 +70,12 @@ static inline int32_t quantize_one(const float *x, size_t i, const quant_params 
 }
 
 /* Body of eight at a time, scalar tail. STORE8(q + i, int16x8_t) narrows. */
-#define DEFINE_NEON_QUANTIZE(NAME, OUT_TYPE, STORE8)                           \
-  static void NAME(const float *x, size_t n, const quant_params *p, OUT_TYPE *q) { \
-    size_t i = 0;                                                              \
-    for (; i + 8 <= n; i += 8) STORE8(q + i, quantize_x8(x, i, p));            \
-    for (; i < n; i++) q[i] = (OUT_TYPE)quantize_one(x, i, p);                 \
+#define DEFINE_NEON_QUANTIZE(NAME, OUT_TYPE, STORE8)                                \
+  static void NAME(const float *x, size_t n, const quant_params *p, OUT_TYPE *q) {   \
+    size_t i = 0;                                                                  \
+    for (; i + 8 <= n; i += 8)                                                     \
+      STORE8(q + i, quantize_x8(vld1q_f32(x + i), vld1q_f32(x + i + 4), i, p));     \
+    for (; i < n; i++) q[i] = (OUT_TYPE)quantize_one(x, i, p);                     \
   }
 
 #define STORE8_U8(dst, v) vst1_u8(dst, vqmovun_s16(v))
@@ -113,8 +115,7 @@ void i8t_requantize_s32_u8__neon(size_t n, const int32_t *y, const float *s, flo
   const quant_params p = {inv_scale, (float)zp, 0.0f, 255.0f, noise};
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
-    STORE8_U8(q + i, vcombine_s16(vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i), i, &p)),
-                                  vmovn_s32(quantize_x4(scaled_s32_x4(y, s, i + 4), i + 4, &p))));
+    STORE8_U8(q + i, quantize_x8(scaled_s32_x4(y, s, i), scaled_s32_x4(y, s, i + 4), i, &p));
   for (; i < n; i++) q[i] = i8t_requantize_u8_one(y, s, inv_scale, zp, noise, i);
 }
 
@@ -150,8 +151,7 @@ void i8t_affine_quantize_u8__neon(size_t n, const uint8_t *x, const float *m, co
                                   vdup_n_u8(1)));
       v0 = relu_x4(v0, p0), v1 = relu_x4(v1, p1);
     }
-    STORE8_U8(q + i, vcombine_s16(vmovn_s32(quantize_x4(v0, i, &p)),
-                                  vmovn_s32(quantize_x4(v1, i + 4, &p))));
+    STORE8_U8(q + i, quantize_x8(v0, v1, i, &p));
   }
   for (; i < n; i++)
     q[i] = i8t_affine_quantize_u8_one(x, m, a, base, relu, mask, inv_scale, zp, noise, i);
